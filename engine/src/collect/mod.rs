@@ -1,0 +1,77 @@
+//! Live collectors: read the host, fail soft, return `Evidence`.
+//!
+//! Each collector returns `Result<T, String>`; an `Err` becomes an `unavailable` entry with the
+//! reason, never a crash. Nothing here writes to the host (see `firewall` for the one trap:
+//! `iptables-legacy-save` creates legacy tables, so it only runs when they already exist).
+
+pub mod docker;
+pub mod firewall;
+pub mod host;
+pub mod sockets;
+
+use std::path::PathBuf;
+
+use crate::evidence::Evidence;
+use crate::port::PortQuery;
+
+/// Where the collectors look. Tests point `proc_root` at a fixture tree.
+#[derive(Debug, Clone)]
+pub struct CollectOptions {
+    /// Root of procfs, normally `/proc`.
+    pub proc_root: PathBuf,
+    /// Docker endpoint (`unix:///var/run/docker.sock`); `None` uses DOCKER_HOST or the default socket.
+    pub docker_host: Option<String>,
+    /// Skip the Docker API entirely (`--no-docker`).
+    pub skip_docker: bool,
+}
+
+impl Default for CollectOptions {
+    fn default() -> Self {
+        Self { proc_root: PathBuf::from("/proc"), docker_host: None, skip_docker: false }
+    }
+}
+
+/// Something that yields evidence for a port: the live host, or a recorded bundle.
+pub trait EvidenceSource {
+    fn gather(&self, query: &PortQuery) -> Evidence;
+}
+
+/// The live host.
+#[derive(Debug, Clone, Default)]
+pub struct LiveHost {
+    pub options: CollectOptions,
+}
+
+impl EvidenceSource for LiveHost {
+    fn gather(&self, query: &PortQuery) -> Evidence {
+        let o = &self.options;
+        let mut ev = Evidence::new(query.clone());
+        match sockets::collect(&o.proc_root, query.port) {
+            Ok(s) => ev.sockets = Some(s),
+            Err(e) => ev.mark_unavailable("sockets", e),
+        }
+        if o.skip_docker {
+            ev.mark_unavailable("docker", "skipped (--no-docker)");
+        } else {
+            match docker::collect(o.docker_host.as_deref(), &o.proc_root) {
+                Ok(d) => ev.docker = Some(d),
+                Err(e) => ev.mark_unavailable("docker", e),
+            }
+        }
+        let (fw, fw_unavailable) = firewall::collect(&o.proc_root, query.port);
+        ev.firewall = Some(fw);
+        ev.unavailable.extend(fw_unavailable);
+        match host::collect(&o.proc_root) {
+            Ok(h) => ev.host = Some(h),
+            Err(e) => ev.mark_unavailable("host", e),
+        }
+        // Rootless engines publish from inside rootlesskit's network namespace: look there too.
+        if let Some(pid) = ev.docker.as_ref().and_then(|d| d.rootlesskit_pid) {
+            match sockets::collect_in_netns_of(&o.proc_root, pid, query.port) {
+                Ok(mut s) => ev.sockets.get_or_insert_with(Vec::new).append(&mut s),
+                Err(e) => ev.mark_unavailable("sockets-rootlesskit", e),
+            }
+        }
+        ev
+    }
+}

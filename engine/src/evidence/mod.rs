@@ -1,0 +1,72 @@
+//! The Evidence model: everything the rules may look at, as plain serialisable data.
+//!
+//! Collectors fill it on a live host; `portwhy collect` writes it to a bundle and
+//! `portwhy diagnose --evidence` reads it back, so every field here is part of the bundle format.
+//! A source that could not be read is `None` plus an entry in `unavailable`, never a crash.
+
+mod docker;
+mod firewall;
+mod host;
+mod sockets;
+
+pub use docker::*;
+pub use firewall::*;
+pub use host::*;
+pub use sockets::*;
+
+use serde::{Deserialize, Serialize};
+
+use crate::port::PortQuery;
+
+/// Version of the bundle format written by `portwhy collect`. Bump on any incompatible change.
+pub const BUNDLE_SCHEMA_VERSION: u32 = 1;
+
+/// All evidence gathered about one port.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub schema_version: u32,
+    /// The port the user asked about.
+    pub query: PortQuery,
+    /// Listening sockets (TCP listen, bound UDP) on the queried port, every address and family.
+    pub sockets: Option<Vec<Listener>>,
+    /// The Docker engine as its API reports it.
+    pub docker: Option<DockerState>,
+    /// NAT rules and the firewall backends in use.
+    pub firewall: Option<FirewallState>,
+    /// Host facts: kernel, WSL, Docker Desktop, resolver, conntrack.
+    pub host: Option<HostInfo>,
+    /// Sources that could not be read, with the reason; the verdict names them.
+    #[serde(default)]
+    pub unavailable: Vec<Unavailable>,
+}
+
+/// One evidence source that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unavailable {
+    /// Source name: `sockets`, `processes`, `docker`, `iptables-legacy`, `iptables-nft`, `nftables`, `host`.
+    pub source: String,
+    /// Why, in words a user can act on.
+    pub reason: String,
+}
+
+impl Evidence {
+    pub fn new(query: PortQuery) -> Self {
+        Self { schema_version: BUNDLE_SCHEMA_VERSION, query, ..Self::default() }
+    }
+
+    pub fn mark_unavailable(&mut self, source: &str, reason: impl Into<String>) {
+        self.unavailable.push(Unavailable { source: source.to_owned(), reason: reason.into() });
+    }
+
+    pub fn listeners(&self) -> &[Listener] {
+        self.sockets.as_deref().unwrap_or(&[])
+    }
+
+    pub fn containers(&self) -> &[Container] {
+        self.docker.as_ref().map(|d| d.containers.as_slice()).unwrap_or(&[])
+    }
+
+    pub fn nat_rules(&self) -> impl Iterator<Item = &NatRule> {
+        self.firewall.iter().flat_map(|f| f.nat_rules.iter())
+    }
+}

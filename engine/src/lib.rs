@@ -1,0 +1,15 @@
+//! portwhy: explains why Docker cannot publish a host port.
+//!
+//! The library is pure and synchronous at its core: `Evidence` in, `Diagnosis` out
+//! (`rules::diagnose`). Collectors in `collect` read a live host and fail soft; everything else is
+//! parsers, rules and renderers.
+
+pub mod collect;
+pub mod diagnosis;
+pub mod evidence;
+pub mod overlap;
+pub mod parse;
+pub mod port;
+pub mod remedy;
+pub mod report;
+pub mod rules;

@@ -1,0 +1,3 @@
+//! Pure parsers: daemon error text, iptables-save, nft JSON, /proc and docker-proxy command lines.
+
+pub mod error;

@@ -1,0 +1,1 @@
+//! portwhy-harness: engine images, environments and fault injectors.

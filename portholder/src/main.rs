@@ -1,0 +1,2 @@
+//! portholder: holds ports with exact socket options.
+fn main() {}

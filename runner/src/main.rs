@@ -1,0 +1,2 @@
+//! portwhy-lab.
+fn main() {}
