@@ -1,10 +1,258 @@
 //! The Docker engine through its API (bollard), plus docker-proxy and rootlesskit from /proc.
+//!
+//! bollard is async; the engine is not. A current-thread tokio runtime lives only for the
+//! duration of `collect`, so nothing async leaks into rules or the CLI.
 
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::IpAddr;
 use std::path::Path;
+use std::time::Duration;
 
-use crate::evidence::DockerState;
+use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, PortMap};
+use bollard::query_parameters::ListContainersOptionsBuilder;
+use bollard::Docker;
+use futures_util::stream::{self, StreamExt};
+
+use crate::evidence::{Container, ContainerState, DockerNetwork, DockerState, PortBinding, ProxyProcess};
+use crate::port::Proto;
+
+/// How long to wait for the daemon before calling it unreachable.
+const API_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent inspects: enough to hide latency with 50+ containers, few enough not to load the daemon.
+const INSPECT_CONCURRENCY: usize = 16;
 
 pub fn collect(docker_host: Option<&str>, proc_root: &Path) -> Result<DockerState, String> {
-    let _ = (docker_host, proc_root);
-    Err("not implemented".into())
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start an async runtime for the Docker API: {e}"))?;
+    let mut state = runtime.block_on(async {
+        tokio::time::timeout(API_TIMEOUT, query_engine(docker_host))
+            .await
+            .map_err(|_| unreachable_reason(docker_host, "no answer within 10 s"))?
+    })?;
+    let (proxies, rootlesskit) = scan_processes(proc_root);
+    state.proxies = proxies;
+    state.rootlesskit_pid = rootlesskit;
+    Ok(state)
+}
+
+/// The endpoint that will be used, for error messages.
+pub fn endpoint(docker_host: Option<&str>) -> String {
+    docker_host
+        .map(str::to_owned)
+        .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned())
+}
+
+fn unreachable_reason(docker_host: Option<&str>, why: &str) -> String {
+    format!(
+        "cannot reach the Docker API at {}: {why}; start dockerd (or `systemctl start docker`), \
+         or point DOCKER_HOST / --docker-host at the right socket",
+        endpoint(docker_host)
+    )
+}
+
+async fn query_engine(docker_host: Option<&str>) -> Result<DockerState, String> {
+    let host = endpoint(docker_host);
+    let docker = Docker::connect_with_host(&host).map_err(|e| unreachable_reason(docker_host, &e.to_string()))?;
+    // Older engines (20.10 speaks API 1.41) refuse a newer client version; negotiate down.
+    let docker = docker.negotiate_version().await.map_err(|e| unreachable_reason(docker_host, &e.to_string()))?;
+    let version = docker.version().await.map_err(|e| unreachable_reason(docker_host, &e.to_string()))?;
+    let info = docker.info().await.map_err(|e| format!("docker info failed: {e}"))?;
+    let summaries = docker
+        .list_containers(Some(ListContainersOptionsBuilder::default().all(true).build()))
+        .await
+        .map_err(|e| format!("listing containers failed: {e}"))?;
+    let ids: Vec<String> = summaries.into_iter().filter_map(|c| c.id).collect();
+    let inspected: Vec<ContainerInspectResponse> = stream::iter(ids)
+        .map(|id| {
+            let docker = docker.clone();
+            async move { docker.inspect_container(&id, None).await.ok() }
+        })
+        .buffered(INSPECT_CONCURRENCY)
+        .filter_map(|c| async move { c })
+        .collect()
+        .await;
+    let networks = docker.list_networks(None).await.map_err(|e| format!("listing networks failed: {e}"))?;
+
+    let security = info.security_options.unwrap_or_default();
+    Ok(DockerState {
+        version: version.version.unwrap_or_default(),
+        api_version: version.api_version.unwrap_or_default(),
+        rootless: security.iter().any(|s| s.contains("name=rootless")),
+        firewall_backend: info.firewall_backend.and_then(|f| f.driver),
+        operating_system: info.operating_system.unwrap_or_default(),
+        containers: inspected.into_iter().filter_map(container_from).collect(),
+        proxies: Vec::new(),
+        rootlesskit_pid: None,
+        networks: networks
+            .into_iter()
+            .map(|n| {
+                let id = n.id.unwrap_or_default();
+                let bridge = if n.driver.as_deref() == Some("bridge") {
+                    let named = n.options.as_ref().and_then(|o| o.get("com.docker.network.bridge.name")).cloned();
+                    Some(named.unwrap_or_else(|| format!("br-{}", &id[..id.len().min(12)])))
+                } else {
+                    None
+                };
+                DockerNetwork {
+                    name: n.name.unwrap_or_default(),
+                    subnets: n
+                        .ipam
+                        .and_then(|i| i.config)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|c| c.subnet)
+                        .collect(),
+                    id,
+                    bridge,
+                }
+            })
+            .collect(),
+    })
+}
+
+fn container_from(c: ContainerInspectResponse) -> Option<Container> {
+    let state = c.state.as_ref();
+    let status = state.and_then(|s| s.status);
+    let state_enum = match status {
+        Some(ContainerStateStatusEnum::CREATED) => ContainerState::Created,
+        Some(ContainerStateStatusEnum::RUNNING) => ContainerState::Running,
+        Some(ContainerStateStatusEnum::RESTARTING) => ContainerState::Restarting,
+        Some(ContainerStateStatusEnum::PAUSED) => ContainerState::Paused,
+        Some(ContainerStateStatusEnum::REMOVING) => ContainerState::Removing,
+        Some(ContainerStateStatusEnum::DEAD) => ContainerState::Dead,
+        _ => ContainerState::Exited,
+    };
+    let labels: BTreeMap<String, String> =
+        c.config.as_ref().and_then(|cfg| cfg.labels.clone()).unwrap_or_default().into_iter().collect();
+    let host_config = c.host_config.as_ref();
+    let addresses = c
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref())
+        .map(|nets| {
+            nets.iter()
+                .filter_map(|(name, ep)| {
+                    let ip = ep.ip_address.as_deref().filter(|s| !s.is_empty())?.parse::<IpAddr>().ok()?;
+                    Some((name.clone(), ip))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Container {
+        id: c.id?,
+        name: c.name.unwrap_or_default().trim_start_matches('/').to_owned(),
+        image: c.config.as_ref().and_then(|cfg| cfg.image.clone()).unwrap_or_default(),
+        state: state_enum,
+        error: state.and_then(|s| s.error.clone()).filter(|e| !e.is_empty()),
+        network_mode: host_config.and_then(|h| h.network_mode.clone()).unwrap_or_default(),
+        compose_project: labels.get("com.docker.compose.project").cloned(),
+        compose_service: labels.get("com.docker.compose.service").cloned(),
+        restart_policy: host_config
+            .and_then(|h| h.restart_policy.as_ref())
+            .and_then(|r| r.name)
+            .map(|n| n.to_string())
+            .filter(|n| !n.is_empty() && n != "no"),
+        requested: bindings(host_config.and_then(|h| h.port_bindings.as_ref())),
+        actual: bindings(c.network_settings.as_ref().and_then(|n| n.ports.as_ref())),
+        addresses,
+        labels: labels
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("com.docker.compose.") || k.starts_with("io.portwhy."))
+            .collect(),
+    })
+}
+
+/// Flatten a PortMap (`"80/tcp" → [{HostIp, HostPort}]`) into bindings; unpublished exposes are skipped.
+fn bindings(map: Option<&PortMap>) -> Vec<PortBinding> {
+    let mut out = Vec::new();
+    for (key, binds) in map.into_iter().flatten() {
+        let (cport, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+        let (Ok(container_port), Ok(proto)) = (cport.parse::<u16>(), proto.parse::<Proto>()) else { continue };
+        for b in binds.iter().flatten() {
+            let host_ip = b.host_ip.as_deref().filter(|s| !s.is_empty()).and_then(|s| s.parse().ok());
+            let host_port = b.host_port.as_deref().and_then(|p| p.parse().ok()).unwrap_or(0);
+            out.push(PortBinding { host_ip, host_port, container_port, proto });
+        }
+    }
+    out.sort_by_key(|b| (b.host_port, b.proto, b.host_ip));
+    out
+}
+
+/// docker-proxy processes and rootlesskit, from /proc. Only `comm` is read for every pid;
+/// the command line only for the few that match.
+fn scan_processes(proc_root: &Path) -> (Vec<ProxyProcess>, Option<u32>) {
+    let mut proxies = Vec::new();
+    let mut rootlesskit = None;
+    let Ok(dir) = fs::read_dir(proc_root) else { return (proxies, rootlesskit) };
+    let own_netns = fs::read_link(proc_root.join("self/ns/net")).ok();
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(comm) = fs::read_to_string(entry.path().join("comm")) else { continue };
+        match comm.trim_end() {
+            "docker-proxy" => {
+                let Ok(raw) = fs::read(entry.path().join("cmdline")) else { continue };
+                let args: Vec<String> = raw
+                    .split(|b| *b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                if let Some(p) = parse_proxy_cmdline(&args) {
+                    proxies.push(ProxyProcess {
+                        pid,
+                        proto: p.proto,
+                        host_ip: p.host_ip,
+                        host_port: p.host_port,
+                        container_ip: p.container_ip,
+                        container_port: p.container_port,
+                        netns: None,
+                    });
+                }
+            }
+            // The parent rootlesskit listens in our namespace; its child (also `rootlesskit`) and the
+            // rootless dockerd live in the namespace where docker-proxy and the DNAT rules are.
+            "rootlesskit" | "dockerd" => {
+                let ns = fs::read_link(entry.path().join("ns/net")).ok();
+                if ns.is_some() && ns != own_netns && (rootlesskit.is_none() || comm.trim_end() == "rootlesskit") {
+                    rootlesskit = Some(pid);
+                }
+            }
+            _ => {}
+        }
+    }
+    proxies.sort_by_key(|p| p.pid);
+    (proxies, rootlesskit)
+}
+
+/// docker-proxy's arguments (`-proto tcp -host-ip 0.0.0.0 -host-port 8080 -container-ip ... -container-port 80`).
+struct ProxyArgs {
+    proto: Proto,
+    host_ip: IpAddr,
+    host_port: u16,
+    container_ip: IpAddr,
+    container_port: u16,
+}
+
+fn parse_proxy_cmdline(args: &[String]) -> Option<ProxyArgs> {
+    let mut flags = BTreeMap::new();
+    let mut it = args.iter().skip(1).peekable();
+    while let Some(arg) = it.next() {
+        let Some(name) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else { continue };
+        match name.split_once('=') {
+            Some((k, v)) => flags.insert(k.to_owned(), v.to_owned()),
+            // Boolean flags such as `-use-listen-fd` (28.x) take no value.
+            None if it.peek().is_none_or(|next| next.starts_with('-')) => flags.insert(name.to_owned(), String::new()),
+            None => flags.insert(name.to_owned(), it.next().cloned().unwrap_or_default()),
+        };
+    }
+    Some(ProxyArgs {
+        proto: flags.get("proto")?.parse().ok()?,
+        host_ip: flags.get("host-ip")?.parse().ok()?,
+        host_port: flags.get("host-port")?.parse().ok()?,
+        container_ip: flags.get("container-ip")?.parse().ok()?,
+        container_port: flags.get("container-port")?.parse().ok()?,
+    })
 }

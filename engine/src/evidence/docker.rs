@@ -25,7 +25,8 @@ pub struct DockerState {
     /// docker-proxy processes found on the host (or in rootlesskit's namespace), parsed from argv.
     #[serde(default)]
     pub proxies: Vec<ProxyProcess>,
-    /// Pid of rootlesskit when a rootless engine runs on this host.
+    /// A pid inside a rootless engine's network namespace (rootlesskit's child, or the rootless
+    /// dockerd), used to read the sockets that live there; `None` without a rootless engine.
     #[serde(default)]
     pub rootlesskit_pid: Option<u32>,
     /// Docker networks: name, bridge interface and subnets (used to tell which DNAT targets are Docker's).
