@@ -53,6 +53,20 @@ pub struct EngineRange {
     pub max: Option<String>,
 }
 
+/// The operating system's reason for refusing a bind, as the text words it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BindError {
+    /// EADDRINUSE: "address already in use"; Windows: "Only one usage of each socket address".
+    AddressInUse,
+    /// EADDRNOTAVAIL: "cannot assign requested address" (the host has no such address).
+    AddressNotAvailable,
+    /// EAFNOSUPPORT: "address family not supported by protocol" (IPv6 disabled on the host).
+    FamilyNotSupported,
+    /// EACCES: "permission denied"; Windows: "forbidden by its access permissions".
+    PermissionDenied,
+}
+
 /// A classified daemon error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DaemonError {
@@ -60,7 +74,12 @@ pub struct DaemonError {
     /// Address as written in the text (`0.0.0.0`, `127.0.0.1`, `::` for `:::P` or `[::]:P`); `None` when absent.
     pub host_ip: Option<String>,
     pub host_port: Option<u16>,
+    /// `tcp` unless the text names another protocol; see `proto_stated`.
     pub proto: Proto,
+    /// Whether the text names the protocol. The allocator's wording never does: a UDP conflict reads
+    /// exactly like a TCP one (measured on 20.10.24), so `proto` is then only the default.
+    #[serde(default)]
+    pub proto_stated: bool,
     /// The text comes from a rootless engine (RootlessKit, "cannot expose privileged port").
     pub rootless: bool,
     /// Endpoint or container name named in the text.
@@ -70,10 +89,32 @@ pub struct DaemonError {
     pub endpoint_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reporter: Option<Reporter>,
+    /// The operating system's reason when the text carries one (`bind: address already in use`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_error: Option<BindError>,
     /// Engine versions whose wording this is.
     pub engine_versions: EngineRange,
     /// The text after trimming CLI noise (`docker: Error response from daemon:`, `Run 'docker run --help'`).
     pub text: String,
+}
+
+impl Default for DaemonError {
+    fn default() -> Self {
+        Self {
+            stage: Stage::Unknown,
+            host_ip: None,
+            host_port: None,
+            proto: Proto::Tcp,
+            proto_stated: false,
+            rootless: false,
+            container: None,
+            endpoint_id: None,
+            reporter: None,
+            bind_error: None,
+            engine_versions: EngineRange::default(),
+            text: String::new(),
+        }
+    }
 }
 
 /// Why the text could not be read at all.
