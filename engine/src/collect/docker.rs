@@ -56,9 +56,11 @@ fn unreachable_reason(docker_host: Option<&str>, why: &str) -> String {
 
 async fn query_engine(docker_host: Option<&str>) -> Result<DockerState, String> {
     let host = endpoint(docker_host);
-    let docker = Docker::connect_with_host(&host).map_err(|e| unreachable_reason(docker_host, &e.to_string()))?;
+    let docker =
+        Docker::connect_with_host(&host).map_err(|e| unreachable_reason(docker_host, &e.to_string()))?;
     // Older engines (20.10 speaks API 1.41) refuse a newer client version; negotiate down.
-    let docker = docker.negotiate_version().await.map_err(|e| unreachable_reason(docker_host, &e.to_string()))?;
+    let docker =
+        docker.negotiate_version().await.map_err(|e| unreachable_reason(docker_host, &e.to_string()))?;
     let version = docker.version().await.map_err(|e| unreachable_reason(docker_host, &e.to_string()))?;
     let info = docker.info().await.map_err(|e| format!("docker info failed: {e}"))?;
     let summaries = docker
@@ -92,7 +94,8 @@ async fn query_engine(docker_host: Option<&str>) -> Result<DockerState, String> 
             .map(|n| {
                 let id = n.id.unwrap_or_default();
                 let bridge = if n.driver.as_deref() == Some("bridge") {
-                    let named = n.options.as_ref().and_then(|o| o.get("com.docker.network.bridge.name")).cloned();
+                    let named =
+                        n.options.as_ref().and_then(|o| o.get("com.docker.network.bridge.name")).cloned();
                     Some(named.unwrap_or_else(|| format!("br-{}", &id[..id.len().min(12)])))
                 } else {
                     None
@@ -171,7 +174,9 @@ fn bindings(map: Option<&PortMap>) -> Vec<PortBinding> {
     let mut out = Vec::new();
     for (key, binds) in map.into_iter().flatten() {
         let (cport, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
-        let (Ok(container_port), Ok(proto)) = (cport.parse::<u16>(), proto.parse::<Proto>()) else { continue };
+        let (Ok(container_port), Ok(proto)) = (cport.parse::<u16>(), proto.parse::<Proto>()) else {
+            continue;
+        };
         for b in binds.iter().flatten() {
             let host_ip = b.host_ip.as_deref().filter(|s| !s.is_empty()).and_then(|s| s.parse().ok());
             let host_port = b.host_port.as_deref().and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -216,7 +221,10 @@ fn scan_processes(proc_root: &Path) -> (Vec<ProxyProcess>, Option<u32>) {
             // rootless dockerd live in the namespace where docker-proxy and the DNAT rules are.
             "rootlesskit" | "dockerd" => {
                 let ns = fs::read_link(entry.path().join("ns/net")).ok();
-                if ns.is_some() && ns != own_netns && (rootlesskit.is_none() || comm.trim_end() == "rootlesskit") {
+                if ns.is_some()
+                    && ns != own_netns
+                    && (rootlesskit.is_none() || comm.trim_end() == "rootlesskit")
+                {
                     rootlesskit = Some(pid);
                 }
             }
@@ -244,7 +252,9 @@ fn parse_proxy_cmdline(args: &[String]) -> Option<ProxyArgs> {
         match name.split_once('=') {
             Some((k, v)) => flags.insert(k.to_owned(), v.to_owned()),
             // Boolean flags such as `-use-listen-fd` (28.x) take no value.
-            None if it.peek().is_none_or(|next| next.starts_with('-')) => flags.insert(name.to_owned(), String::new()),
+            None if it.peek().is_none_or(|next| next.starts_with('-')) => {
+                flags.insert(name.to_owned(), String::new())
+            }
             None => flags.insert(name.to_owned(), it.next().cloned().unwrap_or_default()),
         };
     }

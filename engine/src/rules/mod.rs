@@ -37,9 +37,50 @@ pub trait Rule: Sync {
     fn check(&self, cx: &Context<'_>) -> Vec<Finding>;
 }
 
-/// Every rule, in code order. `no_conflict` must stay last: it reads what the others found.
+mod container_holds;
+mod hairpin;
+mod host_process;
+mod no_conflict;
+mod orphaned_dnat;
+mod platform;
+mod privileged_port;
+mod resolver_stub;
+mod rootless_regression;
+mod rootlesskit_holds;
+mod silent_share;
+mod split_backend;
+mod stale_proxy;
+mod stopped_container;
+
+pub use orphaned_dnat::delete_command;
+pub use rootless_regression::parse_version;
+
+/// Every rule. The order is the tie-break between findings of equal confidence, so the more
+/// specific explanation comes first (a silent share before the container that takes part in it).
 pub fn all() -> &'static [&'static dyn Rule] {
-    &[]
+    &[
+        &resolver_stub::ResolverStub,
+        &silent_share::SilentShare,
+        &rootlesskit_holds::RootlesskitHolds,
+        &stale_proxy::StaleProxy,
+        &container_holds::ContainerHolds,
+        &host_process::HostProcess,
+        &orphaned_dnat::OrphanedDnat,
+        &split_backend::SplitBackend,
+        &privileged_port::PrivilegedPort,
+        &rootless_regression::RootlessRegression,
+        &hairpin::Hairpin,
+        &platform::Platform,
+        &stopped_container::StoppedContainer,
+        &no_conflict::NoConflict,
+    ]
+}
+
+/// Rules in code order, for `portwhy explain --list`.
+pub fn by_code() -> Vec<&'static dyn Rule> {
+    let mut v = all().to_vec();
+    v.sort_by_key(|r| r.doc().code);
+    v
 }
 
 pub fn find(code: &str) -> Option<&'static dyn Rule> {
@@ -50,7 +91,10 @@ pub fn find(code: &str) -> Option<&'static dyn Rule> {
 pub fn diagnose(evidence: &Evidence, error: Option<&DaemonError>) -> Diagnosis {
     let cx = Context { evidence, error };
     let mut findings: Vec<Finding> = all().iter().flat_map(|r| r.check(&cx)).collect();
-    // Highest confidence first; the rule order breaks ties so output is stable.
+    if let Some(none) = no_conflict::verdict(&cx, &findings) {
+        findings.push(none);
+    }
+    // Highest confidence first; the stable sort keeps rule order between equals.
     findings.sort_by(|a, b| b.confidence.cmp(&a.confidence));
     for f in &mut findings {
         f.remedies.sort_by_key(|r| r.risk);
@@ -65,7 +109,7 @@ pub fn diagnose(evidence: &Evidence, error: Option<&DaemonError>) -> Diagnosis {
     }
 }
 
-fn checked(evidence: &Evidence) -> Vec<String> {
+pub(crate) fn checked(evidence: &Evidence) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(s) = &evidence.sockets {
         out.push(format!(
@@ -92,4 +136,125 @@ fn checked(evidence: &Evidence) -> Vec<String> {
         out.push("host: kernel, WSL, resolver, conntrack".to_owned());
     }
     out
+}
+
+// ---- Shared helpers: the vocabulary every rule speaks, written once. ----
+
+use crate::evidence::{Container, Listener, ProcessRef};
+use crate::overlap::{docker_bind_coverages, Coverage};
+use crate::port::PortQuery;
+use std::net::IpAddr;
+
+impl Context<'_> {
+    pub fn query(&self) -> &PortQuery {
+        &self.evidence.query
+    }
+
+    /// Listeners on the queried port and protocol that collide with the publish.
+    pub fn blocking_listeners(&self) -> impl Iterator<Item = &Listener> {
+        let q = self.query();
+        self.evidence.listeners().iter().filter(move |l| crate::overlap::listener_blocks(l, q))
+    }
+
+    /// Containers whose published bindings collide with the queried publish, whatever their state.
+    pub fn containers_binding(&self) -> impl Iterator<Item = (&Container, &crate::evidence::PortBinding)> {
+        let q = self.query().clone();
+        self.evidence.containers().iter().flat_map(move |c| {
+            let q = q.clone();
+            let source = if c.state.holds_ports() && !c.actual.is_empty() { &c.actual } else { &c.requested };
+            source.iter().filter(move |b| binding_collides(b, &q)).map(move |b| (c, b))
+        })
+    }
+
+    /// The container named in the error text (the one whose publish failed), if known.
+    pub fn failed_container(&self) -> Option<&Container> {
+        let name = self.error?.container.as_deref()?;
+        self.evidence.containers().iter().find(|c| c.name == name || c.id.starts_with(name))
+    }
+
+    /// Whether a running container owns this address (a DNAT target, a proxy's container-ip).
+    pub fn running_container_at(&self, addr: IpAddr) -> Option<&Container> {
+        self.evidence
+            .containers()
+            .iter()
+            .filter(|c| c.state.holds_ports())
+            .find(|c| c.addresses.values().any(|a| *a == addr))
+    }
+
+    pub fn engine_version(&self) -> Option<&str> {
+        self.evidence.docker.as_ref().map(|d| d.version.as_str())
+    }
+
+    pub fn rootless(&self) -> bool {
+        self.evidence.docker.as_ref().is_some_and(|d| d.rootless) || self.error.is_some_and(|e| e.rootless)
+    }
+
+    pub fn error_stage(&self) -> Option<crate::parse::error::Stage> {
+        self.error.map(|e| e.stage)
+    }
+
+    pub fn unavailable(&self, source: &str) -> bool {
+        self.evidence.unavailable.iter().any(|u| u.source == source)
+    }
+}
+
+/// Does a published binding (host side) collide with the queried publish?
+pub fn binding_collides(b: &crate::evidence::PortBinding, q: &PortQuery) -> bool {
+    b.host_port == q.port
+        && b.proto == q.proto
+        && docker_bind_coverages(b.host_ip)
+            .into_iter()
+            .any(|held| docker_bind_coverages(q.host_ip).into_iter().any(|want| want.collides(held)))
+}
+
+/// `tcp 0.0.0.0:8080`, `udp [::]:53 (v6only)`, `tcp [::]:8080 (dual-stack: also holds 0.0.0.0)`.
+pub fn describe_listener(l: &Listener) -> String {
+    let addr = match l.addr {
+        IpAddr::V6(a) => format!("[{a}]"),
+        a => a.to_string(),
+    };
+    let iface = l.interface.as_deref().map(|i| format!("%{i}")).unwrap_or_default();
+    let stack = match (Coverage::of_listener(l), l.v6only) {
+        (Coverage::DualAny, Some(false)) => " (dual-stack: also holds 0.0.0.0)",
+        (Coverage::DualAny, None) => {
+            " (IPv6 wildcard, v6only unknown: dual-stack by default, also holds 0.0.0.0)"
+        }
+        (Coverage::V6Any, _) => " (v6only: IPv4 stays free)",
+        _ => "",
+    };
+    let ns = if l.netns == "host" { String::new() } else { format!(" in {}", l.netns) };
+    format!("{} {addr}{iface}:{}{stack}{ns}", l.proto, l.port)
+}
+
+/// `pid 123 nginx (nginx: master process /usr/sbin/nginx)`.
+pub fn describe_process(p: &ProcessRef) -> String {
+    let cmd = p.cmdline.trim();
+    if cmd.is_empty() || cmd == p.comm {
+        format!("pid {} {}", p.pid, p.comm)
+    } else {
+        let short: String = cmd.chars().take(80).collect();
+        format!("pid {} {} ({short})", p.pid, p.comm)
+    }
+}
+
+/// Whether any owner of the listener is part of Docker's own machinery.
+pub fn owned_by_docker(l: &Listener) -> bool {
+    l.owners.iter().any(|p| p.is_docker_proxy() || p.is_rootlesskit() || p.is_dockerd())
+}
+
+/// Shell-quote a word for a command line shown to the user.
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c)) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The host's first non-loopback IPv4 address, for "the host IP" in verdicts.
+pub fn host_lan_v4(evidence: &Evidence) -> Option<std::net::Ipv4Addr> {
+    evidence.host.as_ref()?.addresses.iter().find_map(|a| {
+        let ip: std::net::Ipv4Addr = a.split('/').next()?.parse().ok()?;
+        (!ip.is_loopback() && !ip.is_link_local()).then_some(ip)
+    })
 }

@@ -1,0 +1,110 @@
+//! PW010 hairpin-isolation: with userland-proxy off, containers on other networks cannot reach the published port.
+
+use super::{Context, Rule, RuleDoc};
+use crate::diagnosis::{Confidence, EvidenceItem, Finding, Remedy, Risk};
+
+pub struct Hairpin;
+
+pub static DOC: RuleDoc = RuleDoc {
+    code: "PW010",
+    cause: "hairpin-isolation",
+    title: "Cross-network hairpin dropped (not a bind conflict)",
+    what_it_detects: "A port published by a running container with no docker-proxy behind it \
+        (userland-proxy off), while running containers sit on other bridge networks: those \
+        containers cannot reach HOST_IP:PORT.",
+    why_it_happens: "Without the proxy, a container's connection to the host's published port is \
+        DNATed to the target container on another bridge, and DOCKER-ISOLATION drops traffic between \
+        bridges. Seed 1 (000_6f5509e30c1bb32c.txt) describes a container failing to reach its own \
+        published port; that did not reproduce on Engine 20.10, 26 or 28. What does reproduce is \
+        the cross-network case above.",
+    example: "dockerd --userland-proxy=false\ndocker network create a; docker network create b\n\
+        docker run -d --network a -p 8080:80 nginx\n\
+        docker run --network b busybox wget -qO- http://HOST_IP:8080   # hangs",
+    fix: "Connect the client to the server's network and use the container name, or re-enable the \
+        userland proxy (daemon restart).",
+};
+
+impl Rule for Hairpin {
+    fn doc(&self) -> &'static RuleDoc {
+        &DOC
+    }
+
+    fn check(&self, cx: &Context<'_>) -> Vec<Finding> {
+        let q = cx.query();
+        let Some(docker) = &cx.evidence.docker else { return Vec::new() };
+        if cx.error.is_some_and(|e| e.stage != crate::parse::error::Stage::Unknown) {
+            return Vec::new();
+        }
+        let Some((server, _)) =
+            cx.containers_binding().find(|(c, _)| c.state.holds_ports() && !c.actual.is_empty())
+        else {
+            return Vec::new();
+        };
+        let proxied = docker.proxies.iter().any(|p| p.host_port == q.port && p.proto == q.proto);
+        let dnat = cx.evidence.nat_rules().any(|r| r.dport == q.port && r.proto == q.proto);
+        if proxied || !dnat {
+            return Vec::new();
+        }
+        let server_nets: Vec<&String> = server.addresses.keys().collect();
+        let others: Vec<(String, String)> = docker
+            .containers
+            .iter()
+            .filter(|c| c.state.holds_ports() && c.id != server.id)
+            .filter_map(|c| {
+                let net = c.addresses.keys().find(|n| !server_nets.contains(n))?;
+                (!c.addresses.keys().any(|n| server_nets.contains(&n))).then(|| (c.name.clone(), net.clone()))
+            })
+            .collect();
+        if others.is_empty() {
+            return Vec::new();
+        }
+        let mut evidence = vec![
+            EvidenceItem::new(
+                "docker",
+                format!(
+                    "container {} publishes port {}/{} on network(s) {}",
+                    server.display(),
+                    q.port,
+                    q.proto,
+                    join(&server_nets)
+                ),
+            ),
+            EvidenceItem::new(
+                "process",
+                format!("no docker-proxy serves port {}: userland-proxy is off", q.port),
+            ),
+        ];
+        for (name, net) in &others {
+            evidence.push(EvidenceItem::new("docker", format!("container {name} runs on network {net}: its traffic to HOST_IP:{} is dropped by DOCKER-ISOLATION", q.port)));
+        }
+        let server_net = server_nets.first().map(|s| s.as_str()).unwrap_or("bridge");
+        vec![Finding {
+            code: DOC.code.into(),
+            cause: DOC.cause.into(),
+            summary: format!(
+                "containers on other networks ({}) cannot reach port {} of {}: without userland-proxy, bridge isolation drops the hairpin",
+                others.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", "),
+                q.port,
+                server.name
+            ),
+            evidence,
+            confidence: Confidence::Medium,
+            remedies: vec![
+                Remedy::new(
+                    Risk::Safe,
+                    format!("docker network connect {} {}", super::sh_quote(server_net), super::sh_quote(&others[0].0)),
+                    format!("puts {} on {}'s network; it reaches it directly at {}:<container-port>", others[0].0, server.name, server.name),
+                ),
+                Remedy::new(
+                    Risk::Disruptive,
+                    "set \"userland-proxy\": true in /etc/docker/daemon.json && systemctl restart docker".to_owned(),
+                    "re-enables docker-proxy, which carries hairpin traffic; the daemon restarts".to_owned(),
+                ),
+            ],
+        }]
+    }
+}
+
+fn join(v: &[&String]) -> String {
+    v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,148 @@
+//! PW001 host-process: a process outside Docker holds the port.
+
+use super::{describe_listener, describe_process, owned_by_docker, Context, Rule, RuleDoc};
+use crate::diagnosis::{Confidence, EvidenceItem, Finding, Remedy, Risk};
+use crate::overlap::Coverage;
+use crate::parse::error::Stage;
+use crate::remedy;
+
+pub struct HostProcess;
+
+pub static DOC: RuleDoc = RuleDoc {
+    code: "PW001",
+    cause: "host-process",
+    title: "A host process holds the port",
+    what_it_detects: "A socket on the host (not docker-proxy, not rootlesskit, not a resolver stub) that \
+        listens on the port in an address that overlaps the publish: the same address, a wildcard of \
+        the same family, or an IPv6 wildcard without IPV6_V6ONLY, which holds IPv4 too.",
+    why_it_happens: "Docker publishes a port by binding it on the host (docker-proxy, the daemon itself \
+        from 28.x, or rootlesskit). The kernel refuses a second bind of an overlapping address, so \
+        the publish fails with `address already in use`. A `[::]` listener without v6only is the \
+        classic surprise: `ss` prints it as IPv6, yet it blocks `0.0.0.0` too.",
+    example: "python3 -m http.server 8080 &\ndocker run -p 8080:80 nginx\n\
+        # docker: Error response from daemon: ... listen tcp4 0.0.0.0:8080: bind: address already in use.",
+    fix: "Publish on another port (`portwhy suggest 8080`), or on an address the process does not hold \
+        (e.g. the host's LAN IP when it holds only 127.0.0.1), or stop the process if it is not needed.",
+};
+
+impl Rule for HostProcess {
+    fn doc(&self) -> &'static RuleDoc {
+        &DOC
+    }
+
+    fn check(&self, cx: &Context<'_>) -> Vec<Finding> {
+        let q = cx.query();
+        let mut findings = Vec::new();
+        for l in cx.blocking_listeners() {
+            // Docker's own sockets and resolver stubs have rules of their own.
+            if owned_by_docker(l) || super::resolver_stub::is_resolver_stub(l) {
+                continue;
+            }
+            // A host-network container's process is reported as that container (PW002).
+            if l.owners.iter().any(|p| p.container_id.is_some()) {
+                continue;
+            }
+            let mut evidence =
+                vec![EvidenceItem::new("sockets", format!("{} is bound", describe_listener(l)))];
+            let who = match l.owners.as_slice() {
+                [] => {
+                    evidence.push(EvidenceItem::new(
+                        "process",
+                        format!(
+                            "socket inode {} (uid {}) has no visible owner: run as root to see the process",
+                            l.inode, l.uid
+                        ),
+                    ));
+                    format!("a process of uid {}", l.uid)
+                }
+                owners => {
+                    for p in owners {
+                        evidence.push(EvidenceItem::new("process", describe_process(p)));
+                    }
+                    if owners.len() > 1 {
+                        evidence.push(EvidenceItem::new(
+                            "process",
+                            format!(
+                                "{} processes share the socket (fork or SO_REUSEPORT group)",
+                                owners.len()
+                            ),
+                        ));
+                    }
+                    format!("{} (pid {})", owners[0].program(), owners[0].pid)
+                }
+            };
+            if let Some(e) = cx.error {
+                evidence.push(EvidenceItem::new("error-text", format!("the daemon reported: {}", e.text)));
+            }
+            let reuse_group = cx
+                .evidence
+                .listeners()
+                .iter()
+                .filter(|o| o.addr == l.addr && o.port == l.port && o.proto == l.proto && o.inode != l.inode)
+                .count();
+            if reuse_group > 0 {
+                evidence.push(EvidenceItem::new(
+                    "sockets",
+                    format!(
+                        "{} more sockets bound to the same address and port: an SO_REUSEPORT group",
+                        reuse_group
+                    ),
+                ));
+            }
+            let confidence = match cx.error_stage() {
+                // The allocator fires before any bind: a host socket cannot cause it.
+                Some(Stage::Allocated) => Confidence::Low,
+                _ if l.owners.is_empty() => Confidence::Medium,
+                _ => Confidence::High,
+            };
+            let mut remedies = vec![remedy::other_port(q)];
+            if let Some(addr) = free_address_hint(cx, l) {
+                remedies.push(remedy::bind_address(
+                    q,
+                    addr.0,
+                    &format!("{} holds only {}; publishing on {} does not overlap it", who, addr.1, addr.0),
+                ));
+            }
+            for p in &l.owners {
+                remedies.push(Remedy::new(
+                    Risk::Disruptive,
+                    format!("kill {}", p.pid),
+                    format!("stops {} ({}); whatever it serves goes down. Prefer its service manager if it has one", p.program(), p.pid),
+                ));
+            }
+            findings.push(Finding {
+                code: DOC.code.into(),
+                cause: DOC.cause.into(),
+                summary: format!(
+                    "{who} holds {} {}: the host refuses a second bind",
+                    describe_listener(l),
+                    bind_note(l)
+                ),
+                evidence,
+                confidence,
+                remedies,
+            });
+        }
+        findings
+    }
+}
+
+fn bind_note(l: &crate::evidence::Listener) -> &'static str {
+    match Coverage::of_listener(l) {
+        Coverage::V4(a) if a.is_loopback() => "(loopback only)",
+        Coverage::V4(_) | Coverage::V6(_) => "(one address)",
+        _ => "(wildcard)",
+    }
+}
+
+/// An address the holder leaves free: IPv4 when it holds only IPv6 (v6only), the host's first LAN
+/// address when it holds only loopback.
+fn free_address_hint(cx: &Context<'_>, l: &crate::evidence::Listener) -> Option<(std::net::IpAddr, String)> {
+    match Coverage::of_listener(l) {
+        Coverage::V6Any => Some((std::net::IpAddr::from([0, 0, 0, 0]), "IPv6 (v6only)".to_owned())),
+        Coverage::V4(a) if a.is_loopback() => {
+            super::host_lan_v4(cx.evidence).map(|lan| (std::net::IpAddr::V4(lan), a.to_string()))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,79 @@
+//! PW013 platform: WSL and Docker Desktop, where the port lives in a VM or on Windows.
+
+use super::{Context, Rule, RuleDoc};
+use crate::diagnosis::{Confidence, EvidenceItem, Finding, Remedy, Risk};
+use crate::parse::error::Reporter;
+use crate::remedy;
+
+pub struct Platform;
+
+pub static DOC: RuleDoc = RuleDoc {
+    code: "PW013",
+    cause: "platform",
+    title: "WSL or Docker Desktop: the holder may be outside this Linux",
+    what_it_detects: "A WSL kernel, a Docker Desktop engine, or Docker Desktop's `Ports are not \
+        available` wording. The holder can then be a Windows or macOS process that no Linux tool sees.",
+    why_it_happens: "Docker Desktop publishes ports on the host OS through its own forwarder; WSL2 \
+        forwards localhost ports to Windows. A Windows service, or a Hyper-V/WinNAT excluded port \
+        range, can hold the port while `ss` inside Linux shows nothing.",
+    example: "docker run -p 8080:80 nginx\n# Ports are not available: exposing port TCP 0.0.0.0:8080 -> 0.0.0.0:0: listen tcp 0.0.0.0:8080: bind: An attempt was made to access a socket ...",
+    fix: "Look on the host OS: `netstat -ano | findstr :8080` and `netsh interface ipv4 show \
+        excludedportrange protocol=tcp` on Windows, `lsof -iTCP:8080 -sTCP:LISTEN` on macOS.",
+};
+
+impl Rule for Platform {
+    fn doc(&self) -> &'static RuleDoc {
+        &DOC
+    }
+
+    fn check(&self, cx: &Context<'_>) -> Vec<Finding> {
+        let q = cx.query();
+        let wsl = cx.evidence.host.as_ref().is_some_and(|h| h.wsl);
+        let desktop_engine =
+            cx.evidence.docker.as_ref().is_some_and(|d| d.operating_system.contains("Docker Desktop"));
+        let desktop_text = cx.error.is_some_and(|e| e.reporter == Some(Reporter::DockerDesktop));
+        if !wsl && !desktop_engine && !desktop_text {
+            return Vec::new();
+        }
+        let mut evidence = Vec::new();
+        if wsl {
+            let kernel = cx.evidence.host.as_ref().map(|h| h.kernel.as_str()).unwrap_or("");
+            evidence.push(EvidenceItem::new("host", format!("WSL kernel {kernel}")));
+        }
+        if desktop_engine {
+            evidence.push(EvidenceItem::new("docker", "the engine is Docker Desktop's (a VM)".to_owned()));
+        }
+        if let Some(e) = cx.error {
+            evidence.push(EvidenceItem::new("error-text", format!("the daemon reported: {}", e.text)));
+        }
+        let nothing_local = cx.blocking_listeners().next().is_none();
+        vec![Finding {
+            code: DOC.code.into(),
+            cause: DOC.cause.into(),
+            summary: if nothing_local {
+                format!("nothing in this Linux holds port {}: on WSL/Docker Desktop the holder is likely on the host OS", q.port)
+            } else {
+                "WSL/Docker Desktop: the host OS can hold ports too".to_owned()
+            },
+            evidence,
+            confidence: if nothing_local && (desktop_text || cx.error.is_some()) {
+                Confidence::Medium
+            } else {
+                Confidence::Low
+            },
+            remedies: vec![
+                remedy::other_port(q),
+                Remedy::new(
+                    Risk::Safe,
+                    format!("netstat -ano | findstr :{}   (in a Windows shell)", q.port),
+                    "names the Windows process holding the port".to_owned(),
+                ),
+                Remedy::new(
+                    Risk::Safe,
+                    format!("netsh interface ipv4 show excludedportrange protocol={}", q.proto),
+                    "lists port ranges Windows reserves (Hyper-V, WinNAT)".to_owned(),
+                ),
+            ],
+        }]
+    }
+}
