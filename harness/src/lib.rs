@@ -1,1 +1,22 @@
-//! portwhy-harness: engine images, environments and fault injectors.
+//! portwhy-harness: real Docker engines in nested environments, and a fault injector for every
+//! documented cause of a port that cannot be published.
+//!
+//! - [`catalog`]: the engine catalogue (`engines.toml`) as data.
+//! - [`image`]: engine images built with debootstrap and `docker import`, cached by recipe hash.
+//! - [`env`]: one container per environment, running its own dockerd.
+//! - [`faults`]: typed fault injectors with inject / check / undo.
+//! - [`gc`]: connecting to the outer daemon and sweeping leftovers by label.
+
+pub mod catalog;
+pub mod env;
+pub mod error;
+pub mod faults;
+pub mod gc;
+pub mod image;
+
+pub use catalog::{load_catalog, EngineSpec, Recipe};
+pub use env::{EnvOptions, Environment, ExecOutput, FirewallMode, RunLabels};
+pub use error::HarnessError;
+pub use faults::{Fault, Injected};
+pub use gc::{connect, sweep, sweep_on_ctrl_c, SweepReport};
+pub use image::{ensure_image, list_images, prune_images, EngineImage, ImageInfo};

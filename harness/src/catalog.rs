@@ -1,0 +1,150 @@
+//! The engine catalogue: which Docker Engine versions exist and how to build each one, as data.
+//!
+//! The catalogue lives in `engines.toml` at the repository root. Each entry names an engine, the
+//! version its image must report, and a recipe: a Debian suite (debootstrap + `docker import`) or a
+//! local static tarball of docker binaries laid over a Debian base (how a user tests 27.x or 29.x,
+//! which no Debian suite carries).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::HarnessError;
+
+/// One engine the harness can build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineSpec {
+    /// Short name used in image tags and reports (`bookworm`, `trixie`, `forky`, `tarball-29`).
+    pub name: String,
+    /// The Engine version the built image must report (`20.10.24`); checked after every build.
+    pub version: String,
+    /// How to build it.
+    pub recipe: Recipe,
+}
+
+/// How an engine image is built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Recipe {
+    /// `debootstrap --variant=minbase --include=PACKAGES SUITE DIR MIRROR`, then `docker import`.
+    Debian {
+        suite: String,
+        packages: Vec<String>,
+        /// Overrides the mirror for this engine; otherwise `PORTWHY_MIRROR` or the host's apt source.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mirror: Option<String>,
+    },
+    /// A static tarball (`docker/dockerd`, `docker/docker`, `docker/containerd`, ...) laid over a
+    /// Debian base of `base_suite` built without docker.io.
+    Tarball {
+        /// Resolved against the catalogue file's directory when relative.
+        path: PathBuf,
+        base_suite: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+struct CatalogFile {
+    #[serde(rename = "engine", default)]
+    engines: Vec<EngineSpec>,
+}
+
+/// Reads and validates the catalogue at `path`.
+pub fn load_catalog(path: &Path) -> Result<Vec<EngineSpec>, HarnessError> {
+    let err = |reason: String| HarnessError::Catalog { path: path.to_path_buf(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse_catalog(&text, base).map_err(err)
+}
+
+/// Parses catalogue text; relative tarball paths are resolved against `base`.
+pub(crate) fn parse_catalog(text: &str, base: &Path) -> Result<Vec<EngineSpec>, String> {
+    let file: CatalogFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    if file.engines.is_empty() {
+        return Err("no [[engine]] entries".into());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut engines = file.engines;
+    for e in &mut engines {
+        if e.name.is_empty() || !e.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+            return Err(format!("engine name {:?} must be non-empty [A-Za-z0-9.-]", e.name));
+        }
+        if !seen.insert(e.name.clone()) {
+            return Err(format!("engine {:?} appears twice", e.name));
+        }
+        if e.version.is_empty() {
+            return Err(format!("engine {:?} has an empty version", e.name));
+        }
+        match &mut e.recipe {
+            Recipe::Debian { suite, packages, .. } => {
+                if suite.is_empty() || packages.is_empty() {
+                    return Err(format!("engine {:?}: a debian recipe needs a suite and packages", e.name));
+                }
+            }
+            Recipe::Tarball { path, .. } => {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
+            }
+        }
+    }
+    Ok(engines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_catalogue_parses_and_names_the_three_suites() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engines.toml");
+        let engines = load_catalog(&path).expect("engines.toml must parse");
+        let names: Vec<_> = engines.iter().map(|e| e.name.as_str()).collect();
+        for want in ["bookworm", "trixie", "forky"] {
+            assert!(names.contains(&want), "{want} missing from {names:?}");
+        }
+        let bookworm = engines.iter().find(|e| e.name == "bookworm").expect("bookworm");
+        assert_eq!(bookworm.version, "20.10.24");
+        match &bookworm.recipe {
+            Recipe::Debian { packages, .. } => assert!(packages.iter().any(|p| p == "docker.io")),
+            other => panic!("bookworm should be a debian recipe, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn relative_tarball_paths_resolve_against_the_catalogue() {
+        let text = r#"
+            [[engine]]
+            name = "static-26"
+            version = "26.1.5"
+            recipe = { kind = "tarball", path = "engines/docker-26.tgz", base_suite = "bookworm" }
+        "#;
+        let engines = parse_catalog(text, Path::new("/repo")).expect("parses");
+        assert_eq!(
+            engines[0].recipe,
+            Recipe::Tarball { path: "/repo/engines/docker-26.tgz".into(), base_suite: "bookworm".into() }
+        );
+    }
+
+    #[test]
+    fn duplicate_names_and_bad_kinds_are_rejected() {
+        let dup = r#"
+            [[engine]]
+            name = "a"
+            version = "1"
+            recipe = { kind = "debian", suite = "bookworm", packages = ["docker.io"] }
+            [[engine]]
+            name = "a"
+            version = "1"
+            recipe = { kind = "debian", suite = "bookworm", packages = ["docker.io"] }
+        "#;
+        assert!(parse_catalog(dup, Path::new("/")).unwrap_err().contains("twice"));
+        let bad = r#"
+            [[engine]]
+            name = "a"
+            version = "1"
+            recipe = { kind = "rpm", suite = "x" }
+        "#;
+        assert!(parse_catalog(bad, Path::new("/")).is_err());
+    }
+}

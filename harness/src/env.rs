@@ -1,0 +1,640 @@
+//! Environments: one container per environment, running its own dockerd from an engine image.
+//!
+//! The container is started through testcontainers (`GenericImage` plus a host-config modifier for
+//! the two fields it cannot express). Exec, copy and teardown use bollard directly by container id:
+//! they need exit codes, uploads and volume removal, which testcontainers does not expose in that
+//! form. Set `TESTCONTAINERS_COMMAND=keep` to keep environments after a run for debugging.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bollard::models::{ExecConfig, VolumeCreateRequest};
+use bollard::query_parameters::{
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, UploadToContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use testcontainers::core::{CgroupnsMode, Mount};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+
+use crate::error::HarnessError;
+use crate::image::{version_matches, EngineImage, IMAGE_REPO};
+
+/// Label keys put on everything the harness creates; `gc::sweep` finds leftovers by them.
+pub const LABEL_RUN: &str = "io.portwhy.run";
+pub const LABEL_SCENARIO: &str = "io.portwhy.scenario";
+pub const LABEL_ENV: &str = "io.portwhy.env";
+
+/// Where the inner engine's socket is for a rootless environment.
+const ROOTLESS_SOCKET: &str = "unix:///run/user/1000/docker.sock";
+/// How long the inner engine may take to answer after (re)start.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Which `iptables` the environment's alternatives point at when dockerd starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FirewallMode {
+    Legacy,
+    Nft,
+}
+
+impl FirewallMode {
+    /// `legacy` / `nft`: the suffix of `/usr/sbin/iptables-<suffix>`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            FirewallMode::Legacy => "legacy",
+            FirewallMode::Nft => "nft",
+        }
+    }
+
+    /// The other backend.
+    pub fn other(self) -> Self {
+        match self {
+            FirewallMode::Legacy => FirewallMode::Nft,
+            FirewallMode::Nft => FirewallMode::Legacy,
+        }
+    }
+}
+
+/// Labels identifying what an environment belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunLabels {
+    pub run_id: String,
+    pub scenario: String,
+    pub env: String,
+}
+
+impl RunLabels {
+    pub(crate) fn as_map(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_RUN.to_string(), self.run_id.clone()),
+            (LABEL_SCENARIO.to_string(), self.scenario.clone()),
+            (LABEL_ENV.to_string(), self.env.clone()),
+        ])
+    }
+}
+
+/// How to start an environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvOptions {
+    /// Firewall backend selected before dockerd starts.
+    pub backend: FirewallMode,
+    /// daemon.json `userland-proxy`.
+    pub userland_proxy: bool,
+    /// Run dockerd rootless (user `rootless`, rootlesskit + slirp4netns; forky image only).
+    pub rootless: bool,
+    /// `--privileged --cgroupns private` (cgroup v2 CI runners) instead of the explicit capability set.
+    pub privileged: bool,
+    /// Re-enable IPv6 on lo/eth0 (the outer engine disables it) so `::1` and `[::]` listeners work.
+    pub ipv6: bool,
+    /// Extra daemon.json keys, merged over the ones derived from the fields above.
+    pub daemon_json: serde_json::Value,
+    pub labels: RunLabels,
+}
+
+impl Default for EnvOptions {
+    fn default() -> Self {
+        Self {
+            backend: FirewallMode::Legacy,
+            userland_proxy: true,
+            rootless: false,
+            privileged: false,
+            ipv6: false,
+            daemon_json: serde_json::Value::Object(Default::default()),
+            labels: RunLabels::default(),
+        }
+    }
+}
+
+/// What a command inside an environment printed and how it exited.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecOutput {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: i64,
+}
+
+impl ExecOutput {
+    pub fn success(&self) -> bool {
+        self.exit_code == 0
+    }
+}
+
+/// A running environment: a container with its own dockerd.
+pub struct Environment {
+    docker: Docker,
+    container: Option<ContainerAsync<GenericImage>>,
+    id: String,
+    name: String,
+    volume: String,
+    engine_version: String,
+    opts: EnvOptions,
+    ready_after: Duration,
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Environment")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("engine_version", &self.engine_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Container names allow `[a-zA-Z0-9_.-]`; the name also becomes a cgroup path component.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
+        .collect()
+}
+
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{:06x}", (nanos ^ std::process::id().rotate_left(16)) & 0xff_ffff)
+}
+
+impl Environment {
+    /// Starts the container, selects the firewall backend, starts dockerd and waits until it answers,
+    /// imports `busybox:latest` into the inner engine and copies `portholder` in.
+    pub async fn start(docker: &Docker, image: &EngineImage, opts: EnvOptions) -> Result<Self, HarnessError> {
+        let started = Instant::now();
+        let l = &opts.labels;
+        let mut name = sanitize(&format!("portwhy-{}-{}-{}", l.run_id, l.scenario, l.env));
+        name.truncate(50);
+        name = format!("{}-{}", name.trim_end_matches('-'), unique_suffix());
+        let volume = format!("{name}-var-lib-docker");
+        let labels = opts.labels.as_map();
+
+        // overlay2 on overlay fails: the inner engine's data root must be a real volume, labelled so
+        // a sweep finds it after a crash (named volumes outlive their container).
+        docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(volume.clone()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(HarnessError::docker("create_volume"))?;
+
+        let container = match start_container(image, &opts, &name, &volume, labels).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = docker
+                    .remove_volume(&volume, None::<bollard::query_parameters::RemoveVolumeOptions>)
+                    .await;
+                return Err(e);
+            }
+        };
+        let id = container.id().to_string();
+        let mut env = Environment {
+            docker: docker.clone(),
+            container: Some(container),
+            id,
+            name,
+            volume,
+            engine_version: String::new(),
+            opts,
+            ready_after: Duration::ZERO,
+        };
+        // Any failure from here on drops `env`, which removes the container and volume.
+        env.prepare().await?;
+        env.start_dockerd().await?;
+        let version = env.wait_ready().await?;
+        if !version_matches(&version, &image.engine.version) {
+            return Err(env.error(format!(
+                "inner engine reports {version}, the catalogue says {} for {}",
+                image.engine.version, image.engine.name
+            )));
+        }
+        env.engine_version = version;
+        env.sh_ok("docker import /opt/portwhy/busybox.tar busybox:latest >/dev/null").await?;
+        let holder = portholder_path()?;
+        env.copy_in(&holder, "/usr/local/bin").await?;
+        env.ready_after = started.elapsed();
+        Ok(env)
+    }
+
+    fn error(&self, reason: impl Into<String>) -> HarnessError {
+        HarnessError::Environment { env: self.name.clone(), reason: reason.into() }
+    }
+
+    /// Backend alternatives, daemon.json, IPv6 and the dockerd start script, before dockerd runs.
+    async fn prepare(&self) -> Result<(), HarnessError> {
+        let b = self.opts.backend.suffix();
+        let mut daemon = serde_json::json!({ "userland-proxy": self.opts.userland_proxy });
+        if let (Some(d), Some(extra)) = (daemon.as_object_mut(), self.opts.daemon_json.as_object()) {
+            for (k, v) in extra {
+                d.insert(k.clone(), v.clone());
+            }
+        }
+        let daemon =
+            serde_json::to_string_pretty(&daemon).map_err(|e| self.error(format!("daemon.json: {e}")))?;
+        let ipv6 = if self.opts.ipv6 {
+            "sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
+             net.ipv6.conf.lo.disable_ipv6=0 net.ipv6.conf.eth0.disable_ipv6=0\n"
+        } else {
+            ""
+        };
+        let start =
+            if self.opts.rootless { self.rootless_start_script() } else { self.rootful_start_script() };
+        let config_dir = if self.opts.rootless { "/home/rootless/.config/docker" } else { "/etc/docker" };
+        let script = format!(
+            "set -e\n\
+             update-alternatives --quiet --set iptables /usr/sbin/iptables-{b}\n\
+             update-alternatives --quiet --set ip6tables /usr/sbin/ip6tables-{b}\n\
+             mkdir -p {config_dir} /run/portwhy/faults\n\
+             cat > {config_dir}/daemon.json <<'PORTWHY_EOF'\n{daemon}\nPORTWHY_EOF\n\
+             {ipv6}\
+             cat > /run/portwhy/dockerd.sh <<'PORTWHY_EOF'\n{start}\nPORTWHY_EOF\n"
+        );
+        self.sh_ok(&script).await.map(|_| ())
+    }
+
+    fn rootful_start_script(&self) -> String {
+        // --cgroup-parent: with cgroupns=host every environment shares the host's cgroup tree, so each
+        // inner engine needs its own parent to keep containers of different environments apart.
+        let cgroup =
+            if self.opts.privileged { String::new() } else { format!(" --cgroup-parent=/{}", self.name) };
+        format!("echo $$ > /run/portwhy/dockerd.pid\nexec dockerd{cgroup} >>/var/log/dockerd.log 2>&1")
+    }
+
+    fn rootless_start_script(&self) -> String {
+        // rootlesskit needs a TUN device for slirp4netns; the environment has none by default.
+        // dockerd-rootless.sh sets up rootlesskit with the slirp4netns network and builtin port driver.
+        "[ -e /dev/net/tun ] || { mkdir -p /dev/net; mknod /dev/net/tun c 10 200; chmod 666 /dev/net/tun; }\n\
+         mkdir -p /run/user/1000 && chown rootless:rootless /run/user/1000 && chmod 700 /run/user/1000\n\
+         chown -R rootless:rootless /home/rootless/.config\n\
+         echo $$ > /run/portwhy/dockerd.pid\n\
+         exec setpriv --reuid=1000 --regid=1000 --init-groups env HOME=/home/rootless USER=rootless \
+         XDG_RUNTIME_DIR=/run/user/1000 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+         dockerd-rootless.sh >>/var/log/dockerd.log 2>&1"
+            .to_string()
+    }
+
+    async fn start_dockerd(&self) -> Result<(), HarnessError> {
+        // setsid + background: the exec session ends, dockerd is re-parented to tini (PID 1).
+        self.sh_ok("setsid sh /run/portwhy/dockerd.sh </dev/null >/dev/null 2>&1 &").await.map(|_| ())
+    }
+
+    /// Polls `docker version` inside until the server answers; returns its version.
+    async fn wait_ready(&self) -> Result<String, HarnessError> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let out = self.exec(&["docker", "version", "--format", "{{.Server.Version}}"]).await?;
+            if out.success() && !out.stdout.trim().is_empty() {
+                return Ok(out.stdout.trim().to_string());
+            }
+            if Instant::now() > deadline {
+                let log =
+                    self.sh("tail -n 30 /var/log/dockerd.log").await.map(|o| o.stdout).unwrap_or_default();
+                return Err(self.error(format!(
+                    "inner dockerd did not answer within {}s: {}\n--- dockerd.log ---\n{log}",
+                    READY_TIMEOUT.as_secs(),
+                    out.stderr.trim()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs `argv` in the environment (as root; `DOCKER_HOST` points at the rootless socket in a
+    /// rootless environment).
+    pub async fn exec(&self, argv: &[&str]) -> Result<ExecOutput, HarnessError> {
+        let env = self.opts.rootless.then(|| vec![format!("DOCKER_HOST={ROOTLESS_SOCKET}")]);
+        exec_in(&self.docker, &self.id, argv, env).await
+    }
+
+    /// Runs `sh -c script` in the environment.
+    pub async fn sh(&self, script: &str) -> Result<ExecOutput, HarnessError> {
+        self.exec(&["sh", "-c", script]).await
+    }
+
+    /// Like `sh`, but a non-zero exit is an error carrying stderr.
+    pub async fn sh_ok(&self, script: &str) -> Result<ExecOutput, HarnessError> {
+        let out = self.sh(script).await?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(HarnessError::CommandFailed {
+                env: self.name.clone(),
+                command: script.to_string(),
+                exit_code: out.exit_code,
+                stderr: format!(
+                    "{}{}",
+                    out.stderr.trim(),
+                    if out.stdout.is_empty() { "" } else { " (stdout: ...)" }
+                ),
+            })
+        }
+    }
+
+    /// Copies one host file into `dest_dir` in the environment, keeping its mode.
+    pub async fn copy_in(&self, host_path: &Path, dest_dir: &str) -> Result<(), HarnessError> {
+        let data = tokio::fs::read(host_path)
+            .await
+            .map_err(HarnessError::io(format!("reading {}", host_path.display())))?;
+        let mode = file_mode(host_path);
+        let file_name = host_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| self.error(format!("{} has no file name", host_path.display())))?;
+        let archive = single_file_tar(&file_name, mode, &data).map_err(|e| self.error(e))?;
+        self.sh_ok(&format!("mkdir -p '{dest_dir}'")).await?;
+        self.docker
+            .upload_to_container(
+                &self.id,
+                Some(UploadToContainerOptionsBuilder::new().path(dest_dir).build()),
+                bollard::body_full(archive.into()),
+            )
+            .await
+            .map_err(HarnessError::docker("upload_to_container"))
+    }
+
+    /// Stops dockerd gracefully (SIGTERM), starts it again and waits until it answers.
+    pub async fn restart_dockerd(&self) -> Result<(), HarnessError> {
+        self.signal_dockerd("TERM", Duration::from_secs(30)).await?;
+        self.start_dockerd().await?;
+        self.wait_ready().await.map(|_| ())
+    }
+
+    /// SIGKILLs dockerd (no cleanup: containers, shims and DNAT rules stay); does not restart it.
+    pub async fn kill_dockerd(&self) -> Result<(), HarnessError> {
+        self.signal_dockerd("KILL", Duration::from_secs(10)).await
+    }
+
+    /// Whether the dockerd this environment started is alive.
+    pub async fn dockerd_running(&self) -> Result<bool, HarnessError> {
+        Ok(self.sh("kill -0 \"$(cat /run/portwhy/dockerd.pid)\" 2>/dev/null").await?.success())
+    }
+
+    async fn signal_dockerd(&self, signal: &str, wait: Duration) -> Result<(), HarnessError> {
+        let secs = wait.as_secs().max(1) * 20;
+        // Polls at 50 ms until the process is gone; zombies count as gone (tini reaps them).
+        let script = format!(
+            "pid=$(cat /run/portwhy/dockerd.pid) || exit 3\n\
+             kill -{signal} \"$pid\" 2>/dev/null || exit 0\n\
+             i=0; while [ $i -lt {secs} ]; do\n\
+               s=$(awk '{{print $3}}' /proc/$pid/stat 2>/dev/null) || exit 0\n\
+               [ -z \"$s\" ] || [ \"$s\" = Z ] && exit 0\n\
+               sleep 0.05; i=$((i+1)); done\n\
+             echo \"dockerd $pid still alive after SIG{signal}\" >&2; exit 1"
+        );
+        self.sh_ok(&script).await.map(|_| ())
+    }
+
+    pub fn container_id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The inner engine's server version as `docker version` reported it (checked against the catalogue).
+    pub fn engine_version(&self) -> &str {
+        &self.engine_version
+    }
+
+    /// The options this environment was started with.
+    pub fn options(&self) -> &EnvOptions {
+        &self.opts
+    }
+
+    /// Time from `start` being called to a ready inner engine with busybox and portholder in place.
+    pub fn ready_after(&self) -> Duration {
+        self.ready_after
+    }
+
+    /// Removes the container and its volume.
+    pub async fn teardown(mut self) -> Result<(), HarnessError> {
+        if let Some(c) = self.container.take() {
+            // rm() marks the testcontainers handle as dropped, so its Drop does nothing more.
+            if let Err(e) = c.rm().await {
+                // Already gone is fine; anything else is retried through the API below.
+                let _ = e;
+            }
+        }
+        remove_env(&self.docker, &self.id, &self.volume).await
+    }
+}
+
+async fn remove_env(docker: &Docker, id: &str, volume: &str) -> Result<(), HarnessError> {
+    match docker
+        .remove_container(id, Some(RemoveContainerOptionsBuilder::new().force(true).v(true).build()))
+        .await
+    {
+        Ok(()) => {}
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+        Err(e) => return Err(HarnessError::Docker { call: "remove_container", source: e }),
+    }
+    match docker.remove_volume(volume, Some(RemoveVolumeOptionsBuilder::new().force(true).build())).await {
+        Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+        Err(e) => Err(HarnessError::Docker { call: "remove_volume", source: e }),
+    }
+}
+
+impl Drop for Environment {
+    fn drop(&mut self) {
+        let Some(container) = self.container.take() else { return };
+        if std::env::var("TESTCONTAINERS_COMMAND").is_ok_and(|v| v == "keep") {
+            std::mem::forget(container);
+            return;
+        }
+        // testcontainers removes the container in its own Drop (blocking until done).
+        drop(container);
+        // The volume needs its own runtime: this may run inside (or outside) any tokio runtime,
+        // and a client bound to the caller's runtime could deadlock while it is blocked here.
+        let volume = self.volume.clone();
+        let id = self.id.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                if let Ok(docker) = crate::gc::connect() {
+                    let _ = remove_env(&docker, &id, &volume).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+async fn start_container(
+    image: &EngineImage,
+    opts: &EnvOptions,
+    name: &str,
+    volume: &str,
+    labels: HashMap<String, String>,
+) -> Result<ContainerAsync<GenericImage>, HarnessError> {
+    let tag = image.tag.strip_prefix(&format!("{IMAGE_REPO}:")).unwrap_or(&image.tag).to_string();
+    // tini as PID 1 (-s: subreaper even if not PID 1) so dockerd can be killed and restarted inside
+    // and orphaned processes (docker-proxy, portholder --daemon) are reaped.
+    let base = GenericImage::new(IMAGE_REPO.to_string(), tag).with_entrypoint("/usr/bin/tini");
+    let mut req = base
+        .with_cmd(["-s", "--", "sleep", "infinity"])
+        .with_container_name(name)
+        .with_hostname(name.chars().take(63).collect::<String>())
+        .with_labels(labels)
+        // /run must be fresh on every start (pid files, systemd-resolved refuses a stale
+        // /run/systemd/resolve) and writable for sockets.
+        .with_mount(Mount::tmpfs_mount("/run"))
+        // A real filesystem for the inner data root: overlay2 on the outer overlay fails.
+        .with_mount(Mount::volume_mount(volume, "/var/lib/docker"))
+        .with_startup_timeout(Duration::from_secs(60));
+    if opts.privileged {
+        // The usual form on CI runners with cgroup v2 and a full capability bounding set.
+        req = req.with_privileged(true).with_cgroupns_mode(CgroupnsMode::Private);
+    } else {
+        req = req
+            // dockerd needs nearly every capability (NET_ADMIN for iptables, SYS_ADMIN for mounts,
+            // MKNOD for /dev/net/tun, ...). SYS_RESOURCE is outside this host's bounding set, which
+            // is why --privileged fails here.
+            .with_cap_add("ALL")
+            .with_cap_drop("SYS_RESOURCE")
+            // runc inside needs syscalls (unshare, pivot_root, keyctl...) the default profile blocks.
+            .with_security_opt("seccomp=unconfined")
+            // The default AppArmor profile denies mounts the inner engine makes.
+            .with_security_opt("apparmor=unconfined")
+            // With cgroup v1 the inner engine must see the real hierarchy to create cgroups.
+            .with_cgroupns_mode(CgroupnsMode::Host)
+            .with_mount(Mount::bind_mount("/sys/fs/cgroup", "/sys/fs/cgroup"))
+            // = `--security-opt systempaths=unconfined`, a CLI-only flag: the inner engine writes
+            // /proc/sys (ip_forward, route_localnet, IPv6 sysctls), which the outer engine masks or
+            // mounts read-only by default.
+            .with_host_config_modifier(|hc| {
+                hc.masked_paths = Some(Vec::new());
+                hc.readonly_paths = Some(Vec::new());
+            });
+    }
+    req.start()
+        .await
+        .map_err(|e| HarnessError::ContainerStart { name: name.to_string(), reason: e.to_string() })
+}
+
+pub(crate) async fn exec_in(
+    docker: &Docker,
+    id: &str,
+    argv: &[&str],
+    env: Option<Vec<String>>,
+) -> Result<ExecOutput, HarnessError> {
+    let created = docker
+        .create_exec(
+            id,
+            ExecConfig {
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                cmd: Some(argv.iter().map(|s| s.to_string()).collect()),
+                env,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(HarnessError::docker("create_exec"))?;
+    let mut out = ExecOutput::default();
+    match docker.start_exec(&created.id, None).await.map_err(HarnessError::docker("start_exec"))? {
+        bollard::exec::StartExecResults::Attached { mut output, .. } => {
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(HarnessError::docker("exec output"))? {
+                    bollard::container::LogOutput::StdErr { message } => {
+                        out.stderr.push_str(&String::from_utf8_lossy(&message))
+                    }
+                    other => out.stdout.push_str(&String::from_utf8_lossy(&other.into_bytes())),
+                }
+            }
+        }
+        bollard::exec::StartExecResults::Detached => {}
+    }
+    let inspect = docker.inspect_exec(&created.id).await.map_err(HarnessError::docker("inspect_exec"))?;
+    out.exit_code = inspect.exit_code.unwrap_or(-1);
+    Ok(out)
+}
+
+fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o755)
+}
+
+/// A POSIX ustar archive holding one regular file (what the archive upload endpoint expects).
+pub(crate) fn single_file_tar(name: &str, mode: u32, data: &[u8]) -> Result<Vec<u8>, String> {
+    if name.len() > 99 {
+        return Err(format!("file name {name} is too long for a ustar header"));
+    }
+    let mut header = [0u8; 512];
+    let mut put = |offset: usize, value: &[u8]| header[offset..offset + value.len()].copy_from_slice(value);
+    put(0, name.as_bytes());
+    put(100, format!("{mode:07o}\0").as_bytes());
+    put(108, b"0000000\0");
+    put(116, b"0000000\0");
+    put(124, format!("{:011o}\0", data.len()).as_bytes());
+    let mtime =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    put(136, format!("{mtime:011o}\0").as_bytes());
+    put(148, b"        ");
+    put(156, b"0");
+    put(257, b"ustar\0");
+    put(263, b"00");
+    let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let mut out = Vec::with_capacity(512 + data.len() + 1536);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out.resize(out.len() + 1024, 0);
+    Ok(out)
+}
+
+/// The host-built portholder: PORTWHY_PORTHOLDER, else next to the current executable (or its
+/// parent, for test binaries in target/*/deps), else target/{debug,release} of this workspace.
+pub fn portholder_path() -> Result<PathBuf, HarnessError> {
+    let mut candidates = Vec::new();
+    if let Some(p) = std::env::var_os("PORTWHY_PORTHOLDER") {
+        candidates.push(PathBuf::from(p));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            candidates.push(dir.join("portholder"));
+            if let Some(up) = dir.parent() {
+                candidates.push(up.join("portholder"));
+            }
+        }
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for profile in ["debug", "release"] {
+        candidates.push(workspace.join("target").join(profile).join("portholder"));
+    }
+    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| HarnessError::PortholderMissing {
+        searched: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tar_header_is_valid_ustar() {
+        let tar = single_file_tar("portholder", 0o755, b"hello").expect("tar");
+        assert_eq!(tar.len() % 512, 0);
+        assert_eq!(tar.len(), 512 + 512 + 1024);
+        assert_eq!(&tar[0..10], b"portholder");
+        assert_eq!(&tar[257..263], b"ustar\0");
+        // The checksum counts the checksum field as spaces.
+        let mut copy = tar[..512].to_vec();
+        copy[148..156].copy_from_slice(b"        ");
+        let sum: u32 = copy.iter().map(|&b| u32::from(b)).sum();
+        let stored = std::str::from_utf8(&tar[148..154]).expect("ascii");
+        assert_eq!(u32::from_str_radix(stored, 8).expect("octal"), sum);
+        assert_eq!(&tar[512..517], b"hello");
+    }
+
+    #[test]
+    fn names_are_safe_for_containers_and_cgroups() {
+        assert_eq!(sanitize("run 1/host:listener"), "run-1-host-listener");
+    }
+}

@@ -1,0 +1,66 @@
+//! The real systemd-resolved holding udp+tcp 127.0.0.53%lo:53 and 127.0.0.54:53.
+//!
+//! It runs as root without systemd as PID 1. It refuses to start when /run/systemd/resolve already
+//! exists owned by root, so undo removes that directory.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{kill_pids, save_pids, sockets_on, wait_until, Injected, Proto};
+use crate::env::Environment;
+use crate::error::HarnessError;
+
+/// systemd-resolved's stub listeners (no options: the real binary, configured as shipped).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemdResolved {}
+
+const KEY: &str = "systemd-resolved";
+
+impl SystemdResolved {
+    pub(crate) async fn inject(&self, env: &Environment) -> Result<Injected, HarnessError> {
+        let out = env
+            .sh_ok(
+                "bin=/usr/lib/systemd/systemd-resolved; [ -x $bin ] || bin=/lib/systemd/systemd-resolved; \
+                 setsid $bin </dev/null >>/var/log/systemd-resolved.log 2>&1 & echo $!",
+            )
+            .await?;
+        let pid: u32 = out
+            .stdout
+            .trim()
+            .parse()
+            .map_err(|_| HarnessError::fault(KEY, format!("no pid from {:?}", out.stdout)))?;
+        save_pids(env, KEY, &[pid]).await?;
+        let up = wait_until(Duration::from_secs(10), || async { Ok(self.check(env).await.is_ok()) }).await?;
+        if !up {
+            let log = env.sh("tail -n 20 /var/log/systemd-resolved.log").await?.stdout;
+            return Err(HarnessError::fault(KEY, format!("stub listeners did not appear; log:\n{log}")));
+        }
+        Ok(Injected {
+            summary: format!("systemd-resolved pid {pid} holds 127.0.0.53:53 and 127.0.0.54:53 (udp+tcp)"),
+            pids: vec![pid],
+            ..Default::default()
+        })
+    }
+
+    pub(crate) async fn check(&self, env: &Environment) -> Result<(), HarnessError> {
+        for proto in [Proto::Udp, Proto::Tcp] {
+            let sockets = sockets_on(env, proto, 53).await?;
+            for addr in ["127.0.0.53", "127.0.0.54"] {
+                if !sockets.iter().any(|s| s.is_at(addr) && s.held_by("systemd-resolve")) {
+                    return Err(HarnessError::fault(
+                        KEY,
+                        format!("ss shows no systemd-resolve on {}/{addr}:53", proto.as_str()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn undo(&self, env: &Environment) -> Result<(), HarnessError> {
+        kill_pids(env, KEY).await?;
+        env.sh("rm -rf /run/systemd/resolve").await?;
+        Ok(())
+    }
+}
