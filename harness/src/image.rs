@@ -45,6 +45,9 @@ const TARBALL_BASE_PACKAGES: &[&str] = &[
     "iproute2",
     "procps",
     "tini",
+    // systemd-resolved needs a system bus; debootstrap does not resolve its `dbus-system-bus`
+    // alternative by itself.
+    "dbus",
     "systemd-resolved",
     "conntrack",
     "busybox-static",
