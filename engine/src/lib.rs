@@ -7,6 +7,7 @@
 pub mod collect;
 pub mod diagnosis;
 pub mod evidence;
+pub mod lint;
 pub mod overlap;
 pub mod parse;
 pub mod port;
