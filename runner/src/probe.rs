@@ -1,0 +1,146 @@
+//! Traffic probes: send one line to a port from a given place and classify who answered.
+//!
+//! Servers in the lab identify themselves: portholder replies `portholder <name> pid=<pid>`, scenario
+//! containers reply `container <name>`. Probes from inside the environment use busybox `nc`
+//! (busybox-static is in every engine image); the `outside` probe is this process, connecting to the
+//! environment's address from the runner's own network namespace.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use portwhy::port::Proto;
+use portwhy_harness::Environment;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::scenario::{Answerer, TrafficSource};
+
+/// Network the `other-network` probe runs its client container in (created on first use).
+pub(crate) const OTHER_NETWORK: &str = "pw-probe-other";
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Who a reply came from.
+pub fn classify(reply: &str) -> Answerer {
+    let r = reply.trim();
+    if r.is_empty() {
+        Answerer::Nothing
+    } else if r.lines().any(|l| l.trim_start().starts_with("container ")) {
+        Answerer::Container
+    } else {
+        // portholder, or any other host service (systemd-resolved answers DNS in binary).
+        Answerer::HostProcess
+    }
+}
+
+/// The environment's IPv4 address on eth0 (the "host IP" of the emulated host).
+pub async fn host_ip(env: &Environment) -> Result<IpAddr, String> {
+    let out = env
+        .sh("ip -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | head -n1")
+        .await
+        .map_err(|e| e.to_string())?;
+    out.stdout
+        .trim()
+        .parse()
+        .map_err(|_| format!("no IPv4 address on eth0 in {}: `{}`", env.name(), out.stdout.trim()))
+}
+
+fn nc_line(addr: &str, port: u16, proto: Proto) -> String {
+    let udp = if proto == Proto::Udp { "-u " } else { "" };
+    // `-w 2` closes after two idle seconds; `timeout` bounds a UDP probe that nobody answers.
+    format!("echo probe | timeout 4 busybox nc {udp}-w 2 {addr} {port} 2>&1; true")
+}
+
+/// Probe `port` from `from`; returns who answered and the raw reply (or why nothing did).
+pub async fn probe(env: &Environment, from: TrafficSource, proto: Proto, port: u16) -> (Answerer, String) {
+    let reply = match from {
+        TrafficSource::Loopback4 => in_env(env, &nc_line("127.0.0.1", port, proto)).await,
+        TrafficSource::Loopback6 => in_env(env, &nc_line("::1", port, proto)).await,
+        TrafficSource::HostIp => match host_ip(env).await {
+            Ok(ip) => in_env(env, &nc_line(&ip.to_string(), port, proto)).await,
+            Err(e) => Err(e),
+        },
+        TrafficSource::OtherNetwork => match host_ip(env).await {
+            Ok(ip) => {
+                let udp = if proto == Proto::Udp { "-u " } else { "" };
+                let script = format!(
+                    "docker network inspect {OTHER_NETWORK} >/dev/null 2>&1 || docker network create {OTHER_NETWORK} >/dev/null; \
+                     docker run --rm --network {OTHER_NETWORK} busybox sh -c 'echo probe | timeout 4 nc {udp}-w 2 {ip} {port}' 2>&1; true"
+                );
+                in_env(env, &script).await
+            }
+            Err(e) => Err(e),
+        },
+        TrafficSource::Outside => match host_ip(env).await {
+            Ok(ip) => outside(SocketAddr::new(ip, port), proto).await,
+            Err(e) => Err(e),
+        },
+    };
+    match reply {
+        Ok(r) => (classify(&strip_nc_noise(&r)), r.trim().to_owned()),
+        Err(e) => (Answerer::Nothing, e),
+    }
+}
+
+/// busybox nc prints connection errors on stderr (merged here); they mean nobody answered.
+fn strip_nc_noise(reply: &str) -> String {
+    reply
+        .lines()
+        .filter(|l| !l.contains("nc:") && !l.contains("Terminated") && !l.contains("timed out"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+async fn in_env(env: &Environment, script: &str) -> Result<String, String> {
+    env.sh(script).await.map(|o| format!("{}{}", o.stdout, o.stderr)).map_err(|e| e.to_string())
+}
+
+async fn outside(addr: SocketAddr, proto: Proto) -> Result<String, String> {
+    let exchange = async {
+        match proto {
+            Proto::Udp => {
+                let bind: SocketAddr =
+                    if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("constant");
+                let sock = tokio::net::UdpSocket::bind(bind).await?;
+                sock.send_to(b"probe\n", addr).await?;
+                let mut buf = [0u8; 512];
+                let n = sock.recv(&mut buf).await?;
+                Ok::<_, std::io::Error>(String::from_utf8_lossy(&buf[..n]).into_owned())
+            }
+            _ => {
+                let mut s = tokio::net::TcpStream::connect(addr).await?;
+                s.write_all(b"probe\n").await?;
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 512];
+                // Read until the server closes or a line arrived.
+                loop {
+                    let n = s.read(&mut chunk).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if buf.contains(&b'\n') {
+                        break;
+                    }
+                }
+                Ok(String::from_utf8_lossy(&buf).into_owned())
+            }
+        }
+    };
+    match tokio::time::timeout(TIMEOUT, exchange).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(format!("{addr}: {e}")),
+        Err(_) => Err(format!("{addr}: no answer within {} s", TIMEOUT.as_secs())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_classify_by_self_identification() {
+        assert_eq!(classify("container web\n"), Answerer::Container);
+        assert_eq!(classify("portholder h1 pid=12"), Answerer::HostProcess);
+        assert_eq!(classify("  \n"), Answerer::Nothing);
+        assert_eq!(strip_nc_noise("nc: can't connect to remote host (127.0.0.1): Connection refused"), "");
+    }
+}

@@ -1,0 +1,113 @@
+//! Redaction of volatile values (ids, addresses, pids, timings) for snapshots, in one place.
+//!
+//! Everything that changes between two runs of the same cell becomes a bracketed placeholder, so a
+//! snapshot diff only shows changes of verdict or remedy. Addresses that carry meaning in a verdict
+//! (wildcards, loopback, the resolver stub) are kept.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde_json::{json, Value};
+
+use crate::outcome::CellResult;
+
+struct Rule {
+    re: Regex,
+    replacement: &'static str,
+}
+
+fn rule(pattern: &str, replacement: &'static str) -> Rule {
+    Rule { re: Regex::new(pattern).expect("redaction patterns are constant and valid"), replacement }
+}
+
+static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
+    vec![
+        // Full container, network and endpoint ids.
+        rule(r"\b[0-9a-f]{64}\b", "[ID]"),
+        // Short ids as `docker ps` prints them.
+        rule(r"\b[0-9a-f]{12}\b", "[SHORT_ID]"),
+        // Environment and run names carry the run id.
+        rule(r"\bpw-[0-9a-z]{4,}(-[0-9a-z]+)*\b", "[ENV]"),
+        rule(r"\bpid[= ](\d+)\b", "pid [PID]"),
+        rule(r"\b(\d+(\.\d+)?) ?(ms|s)\b", "[ELAPSED]"),
+        // Link-local and global IPv6 addresses (`::`, `::1` stay).
+        rule(r"\b(?:fe80|fd[0-9a-f]{2}|2001):[0-9a-f:]+\b", "[IP6]"),
+    ]
+});
+
+/// IPv4 addresses; wildcard, loopback and resolver stubs keep their meaning and are not redacted.
+static IPV4: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b")
+        .expect("constant pattern")
+});
+
+/// Replace volatile values in one string.
+pub fn text(input: &str) -> String {
+    let mut out = IPV4
+        .replace_all(input, |c: &regex::Captures<'_>| {
+            let ip = &c[0];
+            if ip == "0.0.0.0" || ip.starts_with("127.") {
+                ip.to_owned()
+            } else {
+                "[IP]".to_owned()
+            }
+        })
+        .into_owned();
+    for r in RULES.iter() {
+        out = r.re.replace_all(&out, r.replacement).into_owned();
+    }
+    out
+}
+
+/// The snapshot of one cell: verdict and remedy, not logs; every string redacted.
+pub fn cell_view(c: &CellResult) -> Value {
+    let first = c.diagnosis.as_ref().and_then(|d| d.findings.first());
+    json!({
+        "scenario": c.scenario,
+        "engine": c.engine_name,
+        "backend": c.backend,
+        "trigger": {
+            "exit_code": c.trigger.exit_code,
+            "error": text(&c.trigger.error),
+        },
+        "verdict": {
+            "stage": c.observed.as_ref().and_then(|o| o.stage),
+            "cause": first.map(|f| f.code.clone()),
+            "summary": first.map(|f| text(&f.summary)),
+            "confidence": first.map(|f| f.confidence),
+        },
+        "traffic": c.observed.as_ref().map(|o| o.traffic.iter().map(|t| json!({
+            "from": t.from,
+            "answered": t.answered,
+        })).collect::<Vec<_>>()),
+        "remedy": c.remedy.as_ref().map(|r| json!({
+            "command": text(&r.command),
+            "risk": r.risk,
+            "verified": r.verified,
+        })),
+        "status": c.status,
+        "failures": c.failures.iter().map(|f| text(f)).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volatile_values_become_placeholders() {
+        let id = "a".repeat(64);
+        let s = format!(
+            "driver failed on endpoint web ({id}): portholder pid=4211 holds 172.17.0.3:8080, 0.0.0.0:8080 and 127.0.0.53:53 after 812 ms in pw-k3x9q2-sid"
+        );
+        assert_eq!(
+            text(&s),
+            "driver failed on endpoint web ([ID]): portholder pid [PID] holds [IP]:8080, 0.0.0.0:8080 and 127.0.0.53:53 after [ELAPSED] in [ENV]"
+        );
+    }
+
+    #[test]
+    fn ports_and_codes_are_kept() {
+        assert_eq!(text("PW001 host-process on 8080/tcp"), "PW001 host-process on 8080/tcp");
+    }
+}

@@ -1,0 +1,143 @@
+//! index.html: a static matrix (scenario x engine x backend), one colour per outcome; each cell opens
+//! (`<details>`, no script) onto its error text, verdict, evidence and remedy.
+
+use std::fmt::Write as _;
+
+use crate::outcome::{median_ms, CellResult, RunResults, Status};
+use crate::report::junit::escape;
+use crate::report::{axes, counts, find};
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}\
+table{border-collapse:collapse}th,td{border:1px solid #bbb;padding:.3rem .5rem;vertical-align:top}\
+td.pass{background:#d8f3dc}td.fail{background:#ffd6d6}td.error{background:#ffe8b3}td.none{background:#eee}\
+details>summary{cursor:pointer;font-weight:600}pre{white-space:pre-wrap;max-width:40rem;font-size:.85rem}\
+.claim{max-width:30rem}";
+
+fn cell_html(out: &mut String, c: &CellResult) {
+    let status = c.status.as_str();
+    let cause = c.observed.as_ref().and_then(|o| o.cause.as_deref()).unwrap_or("-");
+    // Failing cells open by default: the reader came for them.
+    let open = if c.status == Status::Pass { "" } else { " open" };
+    let _ = write!(
+        out,
+        "<td class=\"{status}\" data-cell=\"{}\" data-status=\"{status}\"><details{open}><summary>{} {}</summary>",
+        escape(&c.id().to_string()),
+        status.to_uppercase(),
+        escape(cause)
+    );
+    let _ =
+        write!(out, "<p>expected: {}</p>", escape(&serde_json::to_string(&c.expected).unwrap_or_default()));
+    if !c.failures.is_empty() {
+        out.push_str("<ul class=\"failures\">");
+        for f in &c.failures {
+            let _ = write!(out, "<li>{}</li>", escape(f));
+        }
+        out.push_str("</ul>");
+    }
+    let _ = write!(
+        out,
+        "<p>trigger (exit {}):</p><pre>{}</pre><pre class=\"error-text\">{}</pre>",
+        c.trigger.exit_code,
+        escape(&c.trigger.command),
+        escape(c.trigger.error.trim())
+    );
+    if let Some(d) = &c.diagnosis {
+        for f in &d.findings {
+            let _ = write!(
+                out,
+                "<p class=\"verdict\"><b>{}</b> {} ({:?})</p><ul>",
+                escape(&f.code),
+                escape(&f.summary),
+                f.confidence
+            );
+            for e in &f.evidence {
+                let _ = write!(out, "<li>[{}] {}</li>", escape(&e.source), escape(&e.detail));
+            }
+            out.push_str("</ul>");
+        }
+    }
+    if let Some(o) = &c.observed {
+        for t in &o.traffic {
+            let _ = write!(
+                out,
+                "<p>traffic from {}: {} answered (expected {})</p>",
+                t.from.as_str(),
+                t.answered.as_str(),
+                t.expected.as_str()
+            );
+        }
+    }
+    if let Some(r) = &c.remedy {
+        let _ = write!(
+            out,
+            "<p class=\"remedy\">remedy ({}, {}): <code>{}</code></p><pre>{}</pre>",
+            r.risk.as_str(),
+            if r.verified { "verified" } else { "not verified" },
+            escape(&r.applied),
+            escape(&r.detail)
+        );
+    }
+    let _ = write!(out, "<p>{} ms</p></details></td>", c.duration_ms);
+}
+
+pub fn render(results: &RunResults) -> String {
+    let cells = &results.cells;
+    let ax = axes(cells);
+    let (pass, fail, error) = counts(cells);
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>portwhy-lab {}</title><style>{STYLE}</style></head><body>\n",
+        escape(&results.run_id)
+    );
+    let _ = write!(
+        out,
+        "<h1>portwhy-lab</h1><p id=\"summary\" data-pass=\"{pass}\" data-fail=\"{fail}\" data-error=\"{error}\">{} cells: {pass} passed, {fail} failed, {error} errors. Wall time {:.1} s, median cell {} ms.</p>\n",
+        cells.len(),
+        results.wall_ms as f64 / 1000.0,
+        median_ms(cells).unwrap_or(0)
+    );
+    out.push_str("<table id=\"matrix\"><thead><tr><th>scenario</th>");
+    for (name, version, backend) in &ax.columns {
+        let _ = write!(out, "<th>{} {}<br>{backend}</th>", escape(name), escape(version));
+    }
+    out.push_str("</tr></thead><tbody>\n");
+    for s in &ax.scenarios {
+        let title = cells.iter().find(|c| &c.scenario == s).map_or("", |c| c.title.as_str());
+        let _ = write!(out, "<tr><th title=\"{}\">{}</th>", escape(title), escape(s));
+        for (name, _, backend) in &ax.columns {
+            match find(cells, s, name, *backend) {
+                Some(c) => cell_html(&mut out, c),
+                None => out.push_str("<td class=\"none\">-</td>"),
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody></table>\n<h2>Seed claims against the engines</h2><table id=\"claims\"><thead><tr><th>scenario</th><th>source</th><th>claim (restated)</th><th>what the engines did</th></tr></thead><tbody>\n");
+    for s in &ax.scenarios {
+        let Some(first) = cells.iter().find(|c| &c.scenario == s) else { continue };
+        let _ = write!(
+            out,
+            "<tr data-claim=\"{}\"><td>{}</td><td>{} <small>{}</small></td><td class=\"claim\">{}</td><td><ul>",
+            escape(s),
+            escape(s),
+            first.seed.label(),
+            first.seed.file_name(),
+            escape(&first.claim)
+        );
+        for c in cells.iter().filter(|c| &c.scenario == s) {
+            let _ = write!(
+                out,
+                "<li>{} {}/{}: publish {}, portwhy {}</li>",
+                escape(&c.engine),
+                escape(&c.engine_name),
+                c.backend,
+                if c.trigger.exit_code == 0 { "succeeded" } else { "failed" },
+                escape(c.observed.as_ref().and_then(|o| o.cause.as_deref()).unwrap_or("-"))
+            );
+        }
+        out.push_str("</ul></td></tr>\n");
+    }
+    out.push_str("</tbody></table>\n</body></html>\n");
+    out
+}

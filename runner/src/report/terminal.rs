@@ -1,0 +1,122 @@
+//! The terminal: a progress bar on a TTY (plain lines otherwise) and the summary table at the end.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::event::Event;
+use crate::outcome::{median_ms, CellResult, RunResults, Status};
+use crate::report::{counts, ReportError, Reporter};
+
+pub struct TerminalReporter {
+    bar: Option<ProgressBar>,
+    /// Print the summary table on stdout (off with `--json`, which owns stdout).
+    summary: bool,
+}
+
+impl TerminalReporter {
+    pub fn new(summary: bool) -> Self {
+        Self { bar: None, summary }
+    }
+
+    fn line(&self, s: &str) {
+        match &self.bar {
+            Some(b) => b.println(s),
+            None => eprintln!("{s}"),
+        }
+    }
+}
+
+impl Reporter for TerminalReporter {
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted { total, .. } => {
+                if std::io::stderr().is_terminal() {
+                    let bar = ProgressBar::new(*total as u64);
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
+                        )
+                        .expect("constant template"),
+                    );
+                    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+                    self.bar = Some(bar);
+                }
+                self.line(&event.describe());
+            }
+            Event::Finished { result } => {
+                let mark = match result.status {
+                    Status::Pass => "PASS ",
+                    Status::Fail => "FAIL ",
+                    Status::Error => "ERROR",
+                };
+                self.line(&format!("{mark} {} ({} ms)", result.id(), result.duration_ms));
+                for f in &result.failures {
+                    self.line(&format!("       {f}"));
+                }
+                if let Some(b) = &self.bar {
+                    b.inc(1);
+                }
+            }
+            other => match &self.bar {
+                Some(b) => b.set_message(other.describe()),
+                None => eprintln!("  {}", other.describe()),
+            },
+        }
+    }
+
+    fn finish(&mut self, results: &RunResults) -> Result<(), ReportError> {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        if self.summary {
+            print!("{}", summary_table(&results.cells, results.wall_ms));
+        } else {
+            eprint!("{}", summary_table(&results.cells, results.wall_ms));
+        }
+        Ok(())
+    }
+}
+
+/// The fixed-width table printed at the end of a run, plus the measured targets.
+pub fn summary_table(cells: &[CellResult], wall_ms: u64) -> String {
+    let mut rows: Vec<[String; 6]> = vec![[
+        "scenario".into(),
+        "engine".into(),
+        "backend".into(),
+        "cause".into(),
+        "remedy".into(),
+        "status".into(),
+    ]];
+    for c in cells {
+        rows.push([
+            c.scenario.clone(),
+            format!("{} {}", c.engine_name, c.engine),
+            c.backend.to_string(),
+            c.observed.as_ref().and_then(|o| o.cause.clone()).unwrap_or_else(|| "-".into()),
+            match &c.remedy {
+                Some(r) if r.verified => format!("verified ({})", r.risk.as_str()),
+                Some(r) => format!("NOT verified ({})", r.risk.as_str()),
+                None => "-".into(),
+            },
+            c.status.as_str().to_uppercase(),
+        ]);
+    }
+    let widths: Vec<usize> =
+        (0..6).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for r in &rows {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}")).collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    let (pass, fail, error) = counts(cells);
+    let _ = writeln!(
+        out,
+        "\n{} cells: {pass} passed, {fail} failed, {error} errors. Wall time {:.1} s, median cell {} ms.",
+        cells.len(),
+        wall_ms as f64 / 1000.0,
+        median_ms(cells).unwrap_or(0)
+    );
+    out
+}

@@ -1,0 +1,747 @@
+//! Scenario files: the versioned TOML schema, the loader and the validation rules.
+//!
+//! A scenario is data: which faults to inject, what to run, which port to ask `portwhy` about and
+//! what real engines do. Expectations are enums so the comparison in `verdict.rs` is an exhaustive
+//! `match`, never a substring check. A broken file is a `ScenarioError` naming the file, the line
+//! and the fix.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use portwhy::parse::error::Stage;
+use portwhy::port::{PortQuery, Proto};
+use serde::{Deserialize, Serialize};
+
+/// A harness fault as written in the file: kept as a table because `{host_ip}` is only known inside
+/// the environment; the loader proves it deserialises into `portwhy_harness::Fault`.
+pub type Fault = toml::Value;
+
+/// The only schema version this runner reads. Bump on any incompatible change of the file format.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One scenario file, as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub schema_version: u32,
+    /// Kebab-case id; must equal the file stem so `--scenario NAME` finds the file.
+    pub name: String,
+    pub title: String,
+    pub seed_claim: SeedClaim,
+    /// Faults injected in order before the trigger.
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+    #[serde(default)]
+    pub environment: EnvironmentSpec,
+    pub trigger: Trigger,
+    /// The query handed to `portwhy diagnose` (`8080`, `127.0.0.1:8080`, `53/udp`).
+    #[serde(with = "query_text")]
+    pub port: PortQuery,
+    /// When `portwhy` looks: after the trigger (default) or before it, for controls where the trigger
+    /// itself would become the holder.
+    #[serde(default)]
+    pub diagnose: DiagnoseWhen,
+    pub expect: ExpectSpec,
+}
+
+/// The seed's claim this scenario tests, restated in our own words.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedClaim {
+    pub source: SeedSource,
+    /// Short restatement; never the seed's own sentences.
+    pub claim: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SeedSource {
+    /// 000_6f5509e30c1bb32c.txt: the guide to Docker bind errors.
+    #[serde(rename = "seed 1")]
+    Seed1,
+    /// 001_92200d1571fdd97d.txt: the story of a port shared through SO_REUSEADDR.
+    #[serde(rename = "seed 2")]
+    Seed2,
+    /// No seed claims this; the project adds it (controls, measured engine behaviour).
+    #[serde(rename = "portwhy")]
+    Project,
+}
+
+impl SeedSource {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Self::Seed1 => "000_6f5509e30c1bb32c.txt",
+            Self::Seed2 => "001_92200d1571fdd97d.txt",
+            Self::Project => "-",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Seed1 => "seed 1",
+            Self::Seed2 => "seed 2",
+            Self::Project => "portwhy",
+        }
+    }
+}
+
+/// Which environments the scenario runs in; the matrix is engines x backends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentSpec {
+    #[serde(default = "all_backends")]
+    pub backends: Vec<BackendName>,
+    #[serde(default = "yes")]
+    pub userland_proxy: bool,
+    #[serde(default)]
+    pub rootless: bool,
+    /// Re-enable IPv6 on lo/eth0 (needed for `::1` traffic and v6-only listeners).
+    #[serde(default)]
+    pub ipv6: bool,
+    /// Engine names from engines.toml (`bookworm`) or version prefixes (`28`, `20.10`); empty = all.
+    #[serde(default)]
+    pub engines: Vec<String>,
+}
+
+impl Default for EnvironmentSpec {
+    fn default() -> Self {
+        Self { backends: all_backends(), userland_proxy: true, rootless: false, ipv6: false, engines: vec![] }
+    }
+}
+
+fn all_backends() -> Vec<BackendName> {
+    vec![BackendName::Legacy, BackendName::Nft]
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The `iptables` alternative selected before dockerd starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendName {
+    Legacy,
+    Nft,
+}
+
+impl BackendName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Legacy => "legacy",
+            Self::Nft => "nft",
+        }
+    }
+}
+
+impl fmt::Display for BackendName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for BackendName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "legacy" => Ok(Self::Legacy),
+            "nft" => Ok(Self::Nft),
+            other => Err(format!("unknown backend `{other}`: use legacy or nft")),
+        }
+    }
+}
+
+/// What the scenario runs to publish the port.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// Done after the faults, before the trigger (e.g. bring a killed daemon back, as systemd would).
+    #[serde(default)]
+    pub before: Vec<Action>,
+    /// Full argv, starting with `docker run`; must name the container (`--name`) and detach (`-d`).
+    /// `{host_ip}` stands for the environment's own address.
+    pub run: Vec<String>,
+}
+
+/// A step the runner takes between the faults and the trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Start dockerd again (stopping it first if it runs), and wait until it answers.
+    RestartDockerd,
+}
+
+impl Trigger {
+    /// The `--name` value (validated to exist).
+    pub fn container_name(&self) -> Option<&str> {
+        let mut it = self.run.iter();
+        while let Some(a) = it.next() {
+            if a == "--name" {
+                return it.next().map(String::as_str);
+            }
+            if let Some(v) = a.strip_prefix("--name=") {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// Every `-p`/`--publish` value, in order.
+    pub fn publishes(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut it = self.run.iter();
+        while let Some(a) = it.next() {
+            if a == "-p" || a == "--publish" {
+                if let Some(v) = it.next() {
+                    out.push(v.as_str());
+                }
+            } else if let Some(v) = a.strip_prefix("--publish=") {
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    /// The text shown in reports and attached to snapshots.
+    pub fn display(&self) -> String {
+        self.run.join(" ")
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiagnoseWhen {
+    #[default]
+    AfterTrigger,
+    BeforeTrigger,
+}
+
+/// The expectation as written: a base plus per-engine overrides.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSpec {
+    pub trigger: TriggerResult,
+    /// Required when the trigger fails; forbidden when it succeeds.
+    #[serde(default)]
+    pub stage: Option<Stage>,
+    pub cause: Cause,
+    /// For silent cases: who answers on the port, from where.
+    #[serde(default)]
+    pub traffic: Vec<TrafficCheck>,
+    /// Keyed by engine name or version prefix (`"28"`, `"20.10"`, `"sid"`): fields replace the base.
+    #[serde(default)]
+    pub engine: BTreeMap<String, ExpectOverride>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectOverride {
+    pub trigger: Option<TriggerResult>,
+    pub stage: Option<Stage>,
+    pub cause: Option<Cause>,
+    pub traffic: Option<Vec<TrafficCheck>>,
+    /// Why this engine differs (a moby issue, a measured change); shown in reports.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TriggerResult {
+    Fails,
+    Succeeds,
+}
+
+/// The expected outcome of the trigger, stage included only when it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "trigger", rename_all = "lowercase")]
+pub enum ExpectedTrigger {
+    Fails { stage: Stage },
+    Succeeds,
+}
+
+/// The stable cause codes of `portwhy` (see `portwhy explain CODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Cause {
+    #[serde(rename = "PW000")]
+    NoConflict,
+    #[serde(rename = "PW001")]
+    HostProcess,
+    #[serde(rename = "PW002")]
+    ContainerHolds,
+    #[serde(rename = "PW003")]
+    StaleProxy,
+    #[serde(rename = "PW004")]
+    RootlesskitHolds,
+    #[serde(rename = "PW005")]
+    OrphanedDnat,
+    #[serde(rename = "PW006")]
+    SplitBackend,
+    #[serde(rename = "PW007")]
+    ResolverStub,
+    #[serde(rename = "PW008")]
+    SilentShare,
+    #[serde(rename = "PW009")]
+    RootlessRegression,
+    #[serde(rename = "PW010")]
+    HairpinIsolation,
+    #[serde(rename = "PW011")]
+    StoppedContainer,
+    #[serde(rename = "PW012")]
+    PrivilegedPort,
+    #[serde(rename = "PW013")]
+    Platform,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 14] = [
+        Self::NoConflict,
+        Self::HostProcess,
+        Self::ContainerHolds,
+        Self::StaleProxy,
+        Self::RootlesskitHolds,
+        Self::OrphanedDnat,
+        Self::SplitBackend,
+        Self::ResolverStub,
+        Self::SilentShare,
+        Self::RootlessRegression,
+        Self::HairpinIsolation,
+        Self::StoppedContainer,
+        Self::PrivilegedPort,
+        Self::Platform,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NoConflict => "PW000",
+            Self::HostProcess => "PW001",
+            Self::ContainerHolds => "PW002",
+            Self::StaleProxy => "PW003",
+            Self::RootlesskitHolds => "PW004",
+            Self::OrphanedDnat => "PW005",
+            Self::SplitBackend => "PW006",
+            Self::ResolverStub => "PW007",
+            Self::SilentShare => "PW008",
+            Self::RootlessRegression => "PW009",
+            Self::HairpinIsolation => "PW010",
+            Self::StoppedContainer => "PW011",
+            Self::PrivilegedPort => "PW012",
+            Self::Platform => "PW013",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.code().eq_ignore_ascii_case(code))
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// One traffic probe: send a line to the port from `from`, see who answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficCheck {
+    pub from: TrafficSource,
+    #[serde(default)]
+    pub proto: Proto,
+    /// Defaults to the queried port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    pub answers: Answerer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TrafficSource {
+    /// 127.0.0.1 inside the environment (the host's own loopback).
+    #[serde(rename = "127.0.0.1")]
+    Loopback4,
+    /// ::1 inside the environment (needs `environment.ipv6 = true`).
+    #[serde(rename = "::1")]
+    Loopback6,
+    /// The environment's own eth0 address, from inside it (a local client using the LAN address).
+    #[serde(rename = "host-ip")]
+    HostIp,
+    /// Another network namespace: the runner's host, connecting to the environment's address.
+    #[serde(rename = "outside")]
+    Outside,
+    /// A container on another user-defined network inside the environment, connecting to the
+    /// environment's address (the cross-network hairpin path).
+    #[serde(rename = "other-network")]
+    OtherNetwork,
+}
+
+impl TrafficSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Loopback4 => "127.0.0.1",
+            Self::Loopback6 => "::1",
+            Self::HostIp => "host-ip",
+            Self::Outside => "outside",
+            Self::OtherNetwork => "other-network",
+        }
+    }
+}
+
+/// Who answered a probe. Servers identify themselves: portholder replies `portholder ...`, scenario
+/// containers reply `container ...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Answerer {
+    Container,
+    HostProcess,
+    Nothing,
+}
+
+impl Answerer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Container => "container",
+            Self::HostProcess => "host-process",
+            Self::Nothing => "nothing",
+        }
+    }
+}
+
+/// The expectation for one engine, overrides applied and validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expectation {
+    pub trigger: ExpectedTrigger,
+    pub cause: Cause,
+    pub traffic: Vec<TrafficCheck>,
+    /// The override's note, when one applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// An engine as the expectation resolver needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineKey<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+}
+
+/// True when `key` names this engine: its name, or a dotted prefix of its version (`28` matches
+/// `28.5.2`, `20.10` matches `20.10.24+dfsg1`, `2` matches nothing but `2.x`).
+pub fn engine_matches(key: &str, engine: EngineKey<'_>) -> bool {
+    if key == engine.name {
+        return true;
+    }
+    let version = engine.version.split(['+', '-', '~']).next().unwrap_or(engine.version);
+    let want: Vec<&str> = key.split('.').collect();
+    let have: Vec<&str> = version.split('.').collect();
+    want.len() <= have.len() && want.iter().zip(&have).all(|(w, h)| w == h)
+}
+
+impl Scenario {
+    /// Whether the scenario runs on this engine.
+    pub fn runs_on(&self, engine: EngineKey<'_>) -> bool {
+        self.environment.engines.is_empty()
+            || self.environment.engines.iter().any(|k| engine_matches(k, engine))
+    }
+
+    /// The expectation for one engine: the most specific matching override wins (longest key).
+    pub fn expectation_for(&self, engine: EngineKey<'_>) -> Result<Expectation, String> {
+        let e = &self.expect;
+        let ov = e
+            .engine
+            .iter()
+            .filter(|(k, _)| engine_matches(k, engine))
+            .max_by_key(|(k, _)| k.len())
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let trigger_result = ov.trigger.unwrap_or(e.trigger);
+        let stage = match (ov.trigger, ov.stage) {
+            // An override that flips the trigger must not inherit the base stage.
+            (Some(_), s) => s,
+            (None, Some(s)) => Some(s),
+            (None, None) => e.stage,
+        };
+        let trigger = match (trigger_result, stage) {
+            (TriggerResult::Fails, Some(stage)) => ExpectedTrigger::Fails { stage },
+            (TriggerResult::Fails, None) => {
+                return Err("`trigger = \"fails\"` needs `stage` (allocated, host-bind, access-denied, firewall, unknown)".into())
+            }
+            (TriggerResult::Succeeds, None) => ExpectedTrigger::Succeeds,
+            (TriggerResult::Succeeds, Some(_)) => {
+                return Err("`trigger = \"succeeds\"` must not have a `stage`: remove it".into())
+            }
+        };
+        Ok(Expectation {
+            trigger,
+            cause: ov.cause.unwrap_or(e.cause),
+            traffic: ov.traffic.unwrap_or_else(|| e.traffic.clone()),
+            note: ov.note,
+        })
+    }
+}
+
+/// A scenario file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    /// TOML syntax or a field of the wrong type: toml's message already shows the line and a caret.
+    #[error("{}:{line}:{column}: {message}\n  fix: {fix}", path.display())]
+    Syntax { path: PathBuf, line: usize, column: usize, message: String, fix: String },
+    /// Parsed, but breaks a rule of the schema.
+    #[error("{}:{line}: {message}\n  fix: {fix}", path.display())]
+    Invalid { path: PathBuf, line: usize, message: String, fix: String },
+    #[error("no scenario named `{name}` in {}: known: {known}", dir.display())]
+    Unknown { name: String, dir: PathBuf, known: String },
+}
+
+impl ScenarioError {
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Read { path, .. } | Self::Syntax { path, .. } | Self::Invalid { path, .. } => path,
+            Self::Unknown { dir, .. } => dir,
+        }
+    }
+}
+
+/// Load and validate one file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ScenarioError::Read { path: path.to_owned(), source })?;
+    parse(path, &text)
+}
+
+/// Parse and validate text that came from `path` (used in messages).
+pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+    let scenario: Scenario = toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        let message = e.message().trim().to_owned();
+        ScenarioError::Syntax { path: path.to_owned(), line, column, fix: fix_for(&message), message }
+    })?;
+    validate(path, text, &scenario)?;
+    Ok(scenario)
+}
+
+/// Every `*.toml` in `dir`, sorted by file name; the first broken file stops the load.
+pub fn load_dir(dir: &Path) -> Result<Vec<(PathBuf, Scenario)>, ScenarioError> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| ScenarioError::Read { path: dir.to_owned(), source })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    paths.into_iter().map(|p| load(&p).map(|s| (p, s))).collect()
+}
+
+/// The scenarios named in `names` (all when empty).
+pub fn select(dir: &Path, names: &[String]) -> Result<Vec<Scenario>, ScenarioError> {
+    let all = load_dir(dir)?;
+    if names.is_empty() {
+        return Ok(all.into_iter().map(|(_, s)| s).collect());
+    }
+    names
+        .iter()
+        .map(|n| {
+            all.iter().find(|(_, s)| &s.name == n).map(|(_, s)| s.clone()).ok_or_else(|| {
+                ScenarioError::Unknown {
+                    name: n.clone(),
+                    dir: dir.to_owned(),
+                    known: all.iter().map(|(_, s)| s.name.as_str()).collect::<Vec<_>>().join(", "),
+                }
+            })
+        })
+        .collect()
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// 1-based line of the first line that starts with `needle` (a key or a table header).
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.trim_start().starts_with(needle)).map_or(1, |i| i + 1)
+}
+
+/// A hint for the most common mistakes, from toml's message.
+fn fix_for(message: &str) -> String {
+    if message.contains("unknown variant") {
+        return "use one of the values the message lists (spelling and case matter)".into();
+    }
+    if message.contains("unknown field") {
+        return "remove or rename the key: the message lists the keys this table accepts".into();
+    }
+    if message.starts_with("missing field") {
+        return "add the missing key (see scenarios/README.md for the schema)".into();
+    }
+    if message.contains("invalid type") {
+        return "give the value the type the message asks for (a string needs quotes, a list needs [ ])"
+            .into();
+    }
+    "fix the TOML at that position (see scenarios/README.md for the schema)".into()
+}
+
+fn validate(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> {
+    let invalid = |needle: &str, message: String, fix: &str| ScenarioError::Invalid {
+        path: path.to_owned(),
+        line: line_of(text, needle),
+        message,
+        fix: fix.to_owned(),
+    };
+    if s.schema_version != SCHEMA_VERSION {
+        return Err(invalid(
+            "schema_version",
+            format!(
+                "schema_version {} is not supported (this portwhy-lab reads {SCHEMA_VERSION})",
+                s.schema_version
+            ),
+            "set `schema_version = 1` and follow scenarios/README.md",
+        ));
+    }
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    if s.name != stem {
+        return Err(invalid(
+            "name",
+            format!("name `{}` differs from the file name `{stem}.toml`", s.name),
+            "rename the file or the `name` so they match",
+        ));
+    }
+    if s.seed_claim.claim.trim().len() < 20 {
+        return Err(invalid(
+            "claim",
+            "the seed claim is empty or too short to say what is being tested".into(),
+            "restate the claim in one sentence of your own words",
+        ));
+    }
+    let run = &s.trigger.run;
+    if run.len() < 3 || run[0] != "docker" || run[1] != "run" {
+        return Err(invalid(
+            "run",
+            "the trigger must be a `docker run ...` argv".into(),
+            "write run = [\"docker\", \"run\", \"-d\", \"--name\", \"web\", \"-p\", \"8080:80\", \"busybox\", ...]",
+        ));
+    }
+    if s.trigger.container_name().is_none() {
+        return Err(invalid(
+            "run",
+            "the trigger does not name its container".into(),
+            "add \"--name\", \"<name>\" so the runner can remove it before re-triggering",
+        ));
+    }
+    if !run.iter().any(|a| a == "-d" || a == "--detach") {
+        return Err(invalid("run", "the trigger does not detach".into(), "add \"-d\" after \"run\""));
+    }
+    if s.trigger.publishes().is_empty() {
+        return Err(invalid("run", "the trigger publishes no port".into(), "add \"-p\", \"HOST:CONTAINER\""));
+    }
+    for (i, f) in s.faults.iter().enumerate() {
+        // `{host_ip}` is only known in the environment; any address checks the rest of the fault.
+        let filled = fill_host_ip(f, "192.0.2.1");
+        if let Err(e) = portwhy_harness::Fault::deserialize(filled) {
+            let line = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.trim() == "[[faults]]")
+                .nth(i)
+                .map_or(1, |(n, _)| n + 1);
+            return Err(ScenarioError::Invalid {
+                path: path.to_owned(),
+                line,
+                message: format!("fault #{}: {e}", i + 1),
+                fix: "see the harness fault kinds and their fields (harness/src/faults/*.rs)".to_owned(),
+            });
+        }
+    }
+    if s.environment.backends.is_empty() {
+        return Err(invalid("backends", "no backend to run on".into(), "list legacy, nft or both"));
+    }
+    let mut keys: Vec<&str> = vec![""];
+    keys.extend(s.expect.engine.keys().map(String::as_str));
+    for key in keys {
+        // Resolve as if the engine were the key itself, so every override is checked.
+        let engine = EngineKey { name: key, version: key };
+        let label = if key.is_empty() { "[expect]".to_owned() } else { format!("[expect.engine.\"{key}\"]") };
+        let e = s.expectation_for(engine).map_err(|m| {
+            let needle = if key.is_empty() { "[expect]".to_owned() } else { label.clone() };
+            invalid(&needle, format!("{label}: {m}"), "pair `trigger = \"fails\"` with a `stage`")
+        })?;
+        if e.trigger == ExpectedTrigger::Succeeds && e.cause != Cause::NoConflict && e.traffic.is_empty() {
+            if !matches!(
+                e.cause,
+                Cause::SilentShare | Cause::OrphanedDnat | Cause::HairpinIsolation | Cause::StoppedContainer
+            ) {
+                return Err(invalid(
+                    "cause",
+                    format!("{label}: a trigger that succeeds cannot be blocked by {}", e.cause),
+                    "expect a silent cause (PW005, PW008, PW010, PW011) or PW000, or `trigger = \"fails\"`",
+                ));
+            }
+        }
+        if matches!(e.cause, Cause::SilentShare | Cause::OrphanedDnat) && e.traffic.is_empty() {
+            return Err(invalid(
+                "cause",
+                format!("{label}: {} is silent: only traffic shows it", e.cause),
+                "add [[expect.traffic]] checks (from, answers)",
+            ));
+        }
+        if e.traffic.iter().any(|t| t.from == TrafficSource::Loopback6) && !s.environment.ipv6 {
+            return Err(invalid(
+                "from",
+                format!("{label}: a probe from ::1 needs IPv6 in the environment"),
+                "set `ipv6 = true` under [environment]",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Replace `{host_ip}` in every string of a fault table.
+pub fn fill_host_ip(value: &toml::Value, host_ip: &str) -> toml::Value {
+    match value {
+        toml::Value::String(s) => toml::Value::String(s.replace("{host_ip}", host_ip)),
+        toml::Value::Array(a) => toml::Value::Array(a.iter().map(|v| fill_host_ip(v, host_ip)).collect()),
+        toml::Value::Table(t) => {
+            toml::Value::Table(t.iter().map(|(k, v)| (k.clone(), fill_host_ip(v, host_ip))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// Serde for `port = "8080/udp"`: the same syntax `portwhy` accepts.
+mod query_text {
+    use super::PortQuery;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(q: &PortQuery, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(q)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PortQuery, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_prefixes_match_on_dot_boundaries() {
+        let e = EngineKey { name: "sid", version: "28.5.2" };
+        assert!(engine_matches("28", e));
+        assert!(engine_matches("28.5", e));
+        assert!(engine_matches("sid", e));
+        assert!(!engine_matches("2", e));
+        assert!(!engine_matches("28.50", e));
+        let old = EngineKey { name: "bookworm", version: "20.10.24+dfsg1" };
+        assert!(engine_matches("20.10.24", old));
+        assert!(!engine_matches("20.1", old));
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("a\nbc\nd", 4), (2, 3));
+        assert_eq!(line_col("abc", 0), (1, 1));
+    }
+}

@@ -1,0 +1,115 @@
+//! Reporters over a recorded results.json: JUnit is valid XML with the right counts, the Markdown and
+//! HTML reports hold every cell, and the HTML matrix renders in a real headless browser.
+//!
+//! The fixture tests/fixtures/results.json was recorded by a real run of
+//! `portwhy-lab run --report DIR` on this machine's engines (see the fixture's run_id; the
+//! command line is in tests/fixtures/README.md).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use portwhy_lab::outcome::{RunResults, Status};
+use portwhy_lab::report;
+
+fn fixture() -> RunResults {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results.json");
+    report::read_results(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn fixture_has_passing_and_failing_cells() {
+    // The assertions below are only meaningful when both kinds are present.
+    let r = fixture();
+    assert!(r.cells.iter().any(|c| c.status == Status::Pass));
+    assert!(r.cells.iter().any(|c| c.status != Status::Pass));
+}
+
+#[test]
+fn junit_is_valid_xml_with_the_right_counts() {
+    let r = fixture();
+    let xml = report::junit::render(&r);
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("invalid XML: {e}\n{xml}"));
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    let failed = r.cells.iter().filter(|c| c.status == Status::Fail).count();
+    let errors = r.cells.iter().filter(|c| c.status == Status::Error).count();
+    assert_eq!(root.attribute("tests"), Some(r.cells.len().to_string().as_str()));
+    assert_eq!(root.attribute("failures"), Some(failed.to_string().as_str()));
+    assert_eq!(root.attribute("errors"), Some(errors.to_string().as_str()));
+    let cases: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
+    assert_eq!(cases.len(), r.cells.len());
+    let with_failure = cases.iter().filter(|c| c.children().any(|k| k.has_tag_name("failure"))).count();
+    let with_error = cases.iter().filter(|c| c.children().any(|k| k.has_tag_name("error"))).count();
+    assert_eq!((with_failure, with_error), (failed, errors));
+    let suites: usize = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .map(|s| s.attribute("tests").unwrap().parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(suites, r.cells.len(), "suite counts add up to the cells");
+}
+
+#[test]
+fn markdown_and_html_hold_every_cell() {
+    let r = fixture();
+    let md = report::markdown::render(&r);
+    let html = report::html::render(&r);
+    for c in &r.cells {
+        assert!(md.contains(&format!("| {} |", c.scenario)), "{} missing from report.md", c.scenario);
+        assert!(html.contains(&format!("data-cell=\"{}\"", c.id())), "{} missing from index.html", c.id());
+        assert!(html.contains(&format!("data-claim=\"{}\"", c.scenario)));
+    }
+}
+
+fn chromium() -> PathBuf {
+    let p = PathBuf::from(std::env::var_os("CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into()));
+    assert!(
+        p.is_file(),
+        "headless browser not found at {}: `apt-get install -y chromium` or set CHROMIUM",
+        p.display()
+    );
+    p
+}
+
+#[test]
+fn html_matrix_renders_in_a_headless_browser() {
+    let r = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    report::write_folder(dir.path(), &r).unwrap();
+    let profile = dir.path().join("profile");
+    let out = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", dir.path().join("index.html").display()))
+        .output()
+        .expect("chromium runs");
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    let dom = String::from_utf8_lossy(&out.stdout);
+    // The browser re-serialises what it parsed: a cell outside the table or an unclosed element
+    // would change these counts.
+    let cells = dom.matches("data-cell=\"").count();
+    assert_eq!(cells, r.cells.len(), "every cell rendered once");
+    let matrix_start = dom.find("<table id=\"matrix\">").expect("matrix table rendered");
+    let matrix_end = matrix_start + dom[matrix_start..].find("</table>").expect("matrix closed");
+    assert_eq!(
+        dom[matrix_start..matrix_end].matches("data-cell=\"").count(),
+        r.cells.len(),
+        "cells sit inside the matrix"
+    );
+    let failing = r.cells.iter().filter(|c| c.status != Status::Pass).count();
+    assert_eq!(dom.matches("<details open=\"\">").count(), failing, "failing cells open by default");
+    for c in &r.cells {
+        let marker = format!("data-cell=\"{}\" data-status=\"{}\"", c.id(), c.status.as_str());
+        assert!(dom.contains(&marker), "{marker} not in the rendered DOM");
+    }
+}

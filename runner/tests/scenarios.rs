@@ -1,0 +1,120 @@
+//! Every scenario in scenarios/ parses and validates; every invalid-* fixture fails with the right
+//! message, at the right line, with a fix.
+
+use std::path::{Path, PathBuf};
+
+use portwhy_lab::scenario::{self, Cause, EngineKey, ExpectedTrigger, ScenarioError};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("runner sits in the workspace").to_owned()
+}
+
+const ENGINES: [EngineKey<'static>; 3] = [
+    EngineKey { name: "bookworm", version: "20.10.24" },
+    EngineKey { name: "trixie", version: "26.1.5" },
+    EngineKey { name: "forky", version: "28.5.2" },
+];
+
+#[test]
+fn every_scenario_file_loads_and_resolves_on_every_engine() {
+    let dir = repo().join("scenarios");
+    let all = scenario::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let files = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "toml"));
+    assert_eq!(all.len(), files.count(), "every .toml in scenarios/ is a scenario");
+    assert!(all.len() >= 19, "the matrix covers at least 19 scenarios, found {}", all.len());
+    for (path, s) in &all {
+        for engine in ENGINES.iter().filter(|e| s.runs_on(**e)) {
+            let e = s
+                .expectation_for(*engine)
+                .unwrap_or_else(|m| panic!("{}: {} on {}: {m}", path.display(), s.name, engine.version));
+            // A failing trigger always carries the stage portwhy must classify.
+            if let ExpectedTrigger::Fails { .. } = e.trigger {
+                assert_ne!(e.cause, Cause::NoConflict, "{}: a failure needs a cause", s.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn claims_are_restated_not_copied() {
+    // No claim may reproduce a run of eight consecutive words from a seed.
+    let seeds = repo().join("..").join("shared").join("seeds");
+    let seed_text: Vec<String> = ["000_6f5509e30c1bb32c.txt", "001_92200d1571fdd97d.txt"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(seeds.join(f)).ok())
+        .map(|t| t.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    if seed_text.is_empty() {
+        // The seeds live outside the repository; without them there is nothing to compare with.
+        return;
+    }
+    for (path, s) in scenario::load_dir(&repo().join("scenarios")).unwrap() {
+        let words: Vec<String> =
+            s.seed_claim.claim.to_lowercase().split_whitespace().map(str::to_owned).collect();
+        for w in words.windows(8) {
+            let run = w.join(" ");
+            assert!(
+                !seed_text.iter().any(|t| t.contains(&run)),
+                "{}: the claim copies the seed (`{run}`): restate it",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn engine_overrides_apply_by_version_prefix() {
+    let s = scenario::load(&repo().join("scenarios/silent-share-udp-reuseaddr.toml")).unwrap();
+    let old = s.expectation_for(ENGINES[0]).unwrap();
+    let new = s.expectation_for(ENGINES[2]).unwrap();
+    assert!(matches!(old.trigger, ExpectedTrigger::Fails { .. }));
+    assert_eq!(old.cause, Cause::HostProcess);
+    assert_eq!(new.trigger, ExpectedTrigger::Succeeds);
+    assert_eq!(new.cause, Cause::SilentShare);
+    assert_eq!(new.traffic.len(), 1);
+    assert!(new.note.as_deref().unwrap_or_default().contains("50669"));
+}
+
+#[test]
+fn selection_names_unknown_scenarios() {
+    let err = scenario::select(&repo().join("scenarios"), &["no-such".to_owned()]).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("no scenario named `no-such`") && msg.contains("host-listener-wildcard"), "{msg}");
+}
+
+/// (fixture, line, words the message must contain, words the fix must contain)
+const INVALID: &[(&str, usize, &str, &str)] = &[
+    ("invalid-unknown-cause", 16, "unknown variant `PW042`", "one of the values"),
+    ("invalid-stage-missing", 14, "needs `stage`", "stage"),
+    ("invalid-typo-field", 17, "unknown field `cuase`", "rename the key"),
+    ("invalid-bad-port", 12, "`http` is not a port number", "fix the TOML"),
+    ("invalid-name-mismatch", 2, "differs from the file name", "rename"),
+    ("invalid-override-stage", 19, "must not have a `stage`", "stage"),
+    ("invalid-no-name", 10, "does not name its container", "--name"),
+    ("invalid-silent-without-traffic", 16, "PW008 is silent", "[[expect.traffic]]"),
+    ("invalid-toml-syntax", 3, "", "fix the TOML"),
+];
+
+#[test]
+fn invalid_fixtures_fail_with_file_line_and_fix() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenarios");
+    let on_disk = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(on_disk, INVALID.len(), "every invalid-* fixture has a row in INVALID");
+    for (name, line, message, fix) in INVALID {
+        let path = dir.join(format!("{name}.toml"));
+        let err = scenario::load(&path).expect_err(name);
+        let (got_line, got_fix) = match &err {
+            ScenarioError::Syntax { line, fix, .. } | ScenarioError::Invalid { line, fix, .. } => {
+                (*line, fix.clone())
+            }
+            other => panic!("{name}: unexpected error kind {other:?}"),
+        };
+        let text = err.to_string();
+        assert!(text.starts_with(&format!("{}:{line}", path.display())), "{name}: {text}");
+        assert_eq!(got_line, *line, "{name}: {text}");
+        assert!(text.contains(message), "{name}: `{message}` not in {text}");
+        assert!(got_fix.contains(fix), "{name}: fix `{got_fix}` lacks `{fix}`");
+    }
+}
