@@ -14,3 +14,5 @@ pub mod port;
 pub mod remedy;
 pub mod report;
 pub mod rules;
+pub mod cli;
+pub mod commands;

@@ -1,5 +1,5 @@
 //! The `portwhy` binary: a thin shell over `portwhy::cli`.
 
 fn main() {
-    std::process::exit(0)
+    std::process::exit(portwhy::cli::main())
 }

@@ -131,7 +131,9 @@ fn bind_note(l: &crate::evidence::Listener) -> &'static str {
     match Coverage::of_listener(l) {
         Coverage::V4(a) if a.is_loopback() => "(loopback only)",
         Coverage::V4(_) | Coverage::V6(_) => "(one address)",
-        _ => "(wildcard)",
+        // describe_listener already says what an IPv6 wildcard covers.
+        Coverage::V4Any => "(wildcard)",
+        Coverage::V6Any | Coverage::DualAny => "",
     }
 }
 

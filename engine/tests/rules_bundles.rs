@@ -1,0 +1,83 @@
+//! Rules over evidence bundles recorded from real faults on a Docker 20.10.24 host
+//! (engine/tests/fixtures/evidence/record.sh re-records them): the verdict, its first cause, the
+//! exit code, and a snapshot of the whole JSON document per bundle.
+
+use std::path::PathBuf;
+
+use portwhy::cli::{exit_code, ExitCode};
+use portwhy::diagnosis::Diagnosis;
+use portwhy::evidence::Evidence;
+use portwhy::parse::error::classify;
+use rstest::rstest;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/evidence").join(name)
+}
+
+fn diagnose(case: &str) -> (Diagnosis, Option<String>) {
+    let bundle = std::fs::read_to_string(fixture(&format!("{case}.json"))).expect("bundle");
+    let evidence: Evidence = serde_json::from_str(&bundle).expect("bundle parses");
+    let error_text = std::fs::read_to_string(fixture(&format!("{case}.error.txt"))).ok();
+    let error = error_text.as_deref().map(|t| classify(t).expect("error text classifies"));
+    (portwhy::rules::diagnose(&evidence, error.as_ref()), error_text)
+}
+
+#[rstest]
+#[case::host_process_v4("host-process-v4", "PW001", ExitCode::ConflictFound)]
+#[case::host_process_dualstack("host-process-dualstack", "PW001", ExitCode::ConflictFound)]
+#[case::host_process_udp("host-process-udp", "PW001", ExitCode::ConflictFound)]
+#[case::container_holds("container-holds", "PW002", ExitCode::ConflictFound)]
+#[case::stopped_control("stopped-control", "PW000", ExitCode::NoConflict)]
+#[case::silent_share_v6only("silent-share-v6only", "PW008", ExitCode::ConflictFound)]
+fn verdict(#[case] case: &str, #[case] first: &str, #[case] exit: ExitCode) {
+    let (d, text) = diagnose(case);
+    assert_eq!(d.findings.first().map(|f| f.code.as_str()), Some(first), "{case}: {:#?}", d.findings);
+    assert_eq!(exit_code(&d), exit, "{case}");
+    for f in &d.findings {
+        assert!(!f.evidence.is_empty(), "{case}: {} has no evidence", f.code);
+        assert!(f.remedies.windows(2).all(|w| w[0].risk <= w[1].risk), "{case}: remedies not ranked by risk");
+    }
+    insta::with_settings!({ info => &text.unwrap_or_default(), snapshot_suffix => case }, {
+        insta::assert_json_snapshot!(d);
+    });
+}
+
+#[test]
+fn dualstack_listener_is_explained_as_holding_ipv4() {
+    let (d, _) = diagnose("host-process-dualstack");
+    assert!(d.findings[0].summary.contains("dual-stack: also holds 0.0.0.0"), "{}", d.findings[0].summary);
+}
+
+#[test]
+fn container_holder_is_named_with_its_proxy() {
+    let (d, _) = diagnose("container-holds");
+    let f = &d.findings[0];
+    assert!(f.summary.contains("pwfx-a"), "{}", f.summary);
+    assert!(f.evidence.iter().any(|e| e.detail.starts_with("docker-proxy pid")), "{:#?}", f.evidence);
+    // The container whose start failed is the victim, not the holder.
+    assert!(!d.findings.iter().any(|f| f.code == "PW002" && f.summary.contains("pwfx-b")));
+}
+
+#[test]
+fn stopped_and_created_containers_are_ruled_out() {
+    let (d, _) = diagnose("stopped-control");
+    let note = d.findings.iter().find(|f| f.code == "PW011").expect("PW011 note");
+    assert!(!note.is_conflict());
+    assert!(note.evidence.iter().any(|e| e.detail.contains("is created")));
+    assert!(note.evidence.iter().any(|e| e.detail.contains("is exited")));
+}
+
+#[test]
+fn silent_share_says_where_each_client_goes() {
+    let (d, _) = diagnose("silent-share-v6only");
+    let traffic: Vec<&str> =
+        d.findings[0].evidence.iter().filter(|e| e.source == "traffic").map(|e| e.detail.as_str()).collect();
+    assert!(
+        traffic.iter().any(|t| t.starts_with("to 127.0.0.1") && t.contains("container pwfx-a")),
+        "{traffic:#?}"
+    );
+    assert!(
+        traffic.iter().any(|t| t.starts_with("to ::1") && t.contains("host process python3")),
+        "{traffic:#?}"
+    );
+}
