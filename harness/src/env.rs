@@ -274,7 +274,7 @@ impl Environment {
          echo $$ > /run/portwhy/dockerd.pid\n\
          exec setpriv --reuid=1000 --regid=1000 --init-groups env HOME=/home/rootless USER=rootless \
          XDG_RUNTIME_DIR=/run/user/1000 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-         dockerd-rootless.sh >>/var/log/dockerd.log 2>&1"
+         sh /usr/share/docker.io/contrib/dockerd-rootless.sh >>/var/log/dockerd.log 2>&1"
             .to_string()
     }
 
