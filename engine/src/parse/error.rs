@@ -1,7 +1,44 @@
 //! Classifier for the daemon's error text: which stage refused the port, and the address it names.
 //!
 //! Pure: text in, `DaemonError` out. Every wording in the project's facts must classify.
+//!
+//! A pasted text is read in three passes:
+//! 1. Terminal noise goes: ANSI colours, carriage returns, the CLI's help tails, the "error waiting
+//!    for container" log line, compose progress lines, the container id `docker run -d` prints.
+//! 2. Of the lines left, the first one that carries a port error is classified. Compose and
+//!    `docker start a b` print one error per failed container; the first is the one that stopped the
+//!    run, and the others are usually the same cause on another port.
+//! 3. The wording decides the stage, the address patterns give host IP, port and protocol, and every
+//!    phrase that only some engine releases print narrows `engine_versions`.
+//!
+//! The wordings and the releases that print them (moby's source, checked against real engines):
+//!
+//! | wording | releases |
+//! |---|---|
+//! | `Bind for IP:P failed: port is already allocated` (the allocator) | all |
+//! | `Error starting userland proxy: listen tcp IP:P: bind: ...` | up to 20.10.1 |
+//! | `Error starting userland proxy: listen tcp4 IP:P: bind: ...` (also `tcp6`, `udp4`, `udp6`) | 20.10.2 to 26.x |
+//! | `listen tcp4 IP:P: bind: ...` with no proxy phrase (`userland-proxy: false`) | 20.10.2 to 26.x |
+//! | `failed to bind port IP:P/tcp: Error starting userland proxy: ...` | 27.x |
+//! | `failed to bind host port for IP:P:CIP:CP/tcp: ...` | 28.x |
+//! | `failed to bind host port IP:P/tcp: ...` | 29.0.0 on |
+//! | prefix `failed to set up container networking: ` | 28.0.1 on |
+//! | `error while calling PortManager.AddPort()` (rootless) | up to 27.x |
+//! | `error while calling RootlessKit PortManager.AddPort()` (rootless) | 28.0.0 on |
+//!
+//! The address family suffix (`tcp4`) comes from moby/libnetwork#2604, shipped in 20.10.2, which made
+//! both docker-proxy and the in-daemon "dummy" proxy used with `userland-proxy: false` listen on one
+//! family. Before it both listened on plain `tcp`; from 27.x every such text is wrapped in
+//! `failed to bind port`, and from 28.x the daemon binds the socket itself. So a bare `listen tcp`
+//! from the engine means 20.10.1 or older, and `listen tcp4` without a wrapper means 20.10.2 to 26.x.
+//! RootlessKit and Docker Desktop print their own `listen` errors; their family says nothing about
+//! the engine.
 
+use std::cmp::Ordering;
+use std::net::IpAddr;
+use std::sync::LazyLock;
+
+use regex::{Captures, Regex};
 use serde::{Deserialize, Serialize};
 
 use crate::port::Proto;
@@ -47,10 +84,95 @@ pub enum Reporter {
 }
 
 /// Engine versions whose wording matches the text (inclusive bounds; `None` = open).
+///
+/// A bound names a release (`28.0.1`) or a whole series (`28` is every 28.x, `20.10.1` is that one
+/// release): `min: 28.0.1, max: 28` reads "28.0.1 up to the last 28.x".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineRange {
     pub min: Option<String>,
     pub max: Option<String>,
+}
+
+impl EngineRange {
+    fn new(min: Option<&str>, max: Option<&str>) -> Self {
+        Self { min: min.map(str::to_owned), max: max.map(str::to_owned) }
+    }
+
+    /// Whether an engine version (`28.5.2`, `20.10.24+dfsg1`) lies in the range. A version that does
+    /// not start with a number cannot be ruled out, so it is reported as contained.
+    pub fn contains(&self, version: &str) -> bool {
+        let v = version_parts(version);
+        if v.is_empty() {
+            return true;
+        }
+        let above_min = self.min.as_deref().is_none_or(|m| cmp_release(&v, &version_parts(m)).is_ge());
+        let below_max = self.max.as_deref().is_none_or(|m| cmp_series(&v, &version_parts(m)).is_le());
+        above_min && below_max
+    }
+
+    /// The versions both ranges allow; `None` when the clues contradict each other.
+    fn intersect(&self, other: &Self) -> Option<Self> {
+        let min = match (&self.min, &other.min) {
+            (Some(a), Some(b)) => {
+                Some(if cmp_release(&version_parts(a), &version_parts(b)).is_ge() { a } else { b }.clone())
+            }
+            (a, b) => a.clone().or_else(|| b.clone()),
+        };
+        let max = match (&self.max, &other.max) {
+            (Some(a), Some(b)) => {
+                Some(if cmp_upper(&version_parts(a), &version_parts(b)).is_le() { a } else { b }.clone())
+            }
+            (a, b) => a.clone().or_else(|| b.clone()),
+        };
+        if let (Some(lo), Some(hi)) = (&min, &max) {
+            if cmp_series(&version_parts(lo), &version_parts(hi)).is_gt() {
+                return None;
+            }
+        }
+        Some(Self { min, max })
+    }
+}
+
+/// `20.10.24+dfsg1` → [20, 10, 24]; stops at the first part that is not a number.
+fn version_parts(v: &str) -> Vec<u64> {
+    let v = v.trim().trim_start_matches('v');
+    let mut out = Vec::new();
+    for part in v.split('.') {
+        let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+        match digits.parse() {
+            Ok(n) => out.push(n),
+            Err(_) => break,
+        }
+        if digits.len() != part.len() {
+            break;
+        }
+    }
+    out
+}
+
+/// Compare releases, missing parts read as 0 (`28` = `28.0.0`).
+fn cmp_release(a: &[u64], b: &[u64]) -> Ordering {
+    let n = a.len().max(b.len());
+    (0..n)
+        .map(|i| a.get(i).unwrap_or(&0).cmp(b.get(i).unwrap_or(&0)))
+        .find(|o| o.is_ne())
+        .unwrap_or(Ordering::Equal)
+}
+
+/// Compare a release with a series: only the series' own parts count (`28.5.2` is within `28`).
+fn cmp_series(version: &[u64], series: &[u64]) -> Ordering {
+    let head: Vec<u64> = (0..series.len()).map(|i| *version.get(i).unwrap_or(&0)).collect();
+    head.as_slice().cmp(series)
+}
+
+/// Order two upper bounds: a shorter series that prefixes a longer one is the larger bound.
+fn cmp_upper(a: &[u64], b: &[u64]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    b.len().cmp(&a.len())
 }
 
 /// The operating system's reason for refusing a bind, as the text words it.
@@ -117,6 +239,13 @@ impl Default for DaemonError {
     }
 }
 
+impl DaemonError {
+    /// Whether the text said anything portwhy can use: a known wording or at least a port.
+    pub fn is_recognised(&self) -> bool {
+        self.stage != Stage::Unknown || self.host_port.is_some()
+    }
+}
+
 /// Why the text could not be read at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ErrorTextError {
@@ -125,7 +254,496 @@ pub enum ErrorTextError {
 }
 
 /// Classify the daemon's error text.
-pub fn classify(text: &str) -> Result<DaemonError, ErrorTextError> {
-    let _ = text;
-    todo!("implemented in parse/error.rs")
+pub fn classify(input: &str) -> Result<DaemonError, ErrorTextError> {
+    if input.trim().is_empty() {
+        return Err(ErrorTextError::Empty);
+    }
+    let lines = clean_lines(input);
+    let read: Vec<DaemonError> = lines.iter().map(|l| read_line(&l.body)).collect();
+    let pick = read
+        .iter()
+        .position(|r| r.stage != Stage::Unknown && r.host_port.is_some())
+        .or_else(|| read.iter().position(|r| r.stage != Stage::Unknown))
+        .or_else(|| read.iter().position(|r| r.host_port.is_some()));
+
+    let mut out = match pick {
+        Some(i) => read[i].clone(),
+        None => {
+            // Nothing port-related: keep every line that survived, or the whole input when even the
+            // noise filter ate everything (a pasted help tail is still not an empty text).
+            let bodies: Vec<&str> = lines.iter().map(|l| l.body.as_str()).collect();
+            let mut text = bodies.join("\n");
+            if text.is_empty() {
+                text = strip_terminal(input).trim().to_owned();
+            }
+            if text.is_empty() {
+                text = input.trim().to_owned();
+            }
+            let rootless = read.iter().any(|r| r.rootless);
+            DaemonError { text, rootless, ..DaemonError::default() }
+        }
+    };
+    if out.container.is_none() {
+        let own = pick.and_then(|i| lines[i].container.clone());
+        out.container = own.or_else(|| lines.iter().find_map(|l| l.container.clone()));
+    }
+    Ok(out)
+}
+
+/// One line of the pasted text that survived the noise filter.
+#[derive(Debug, Clone)]
+struct Line {
+    /// The daemon's message with the CLI's and compose's wrapping removed.
+    body: String,
+    /// A container named by the wrapping itself (`ERROR: for NAME`, `Container NAME`,
+    /// `failed to start containers: NAME`), used when the daemon's message names none.
+    container: Option<String>,
+}
+
+fn re(pattern: &str) -> Regex {
+    Regex::new(pattern).unwrap_or_else(|e| panic!("built-in pattern {pattern:?} does not compile: {e}"))
+}
+
+static ANSI: LazyLock<Regex> = LazyLock::new(|| re(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Za-z0-9]"));
+/// Lines that never carry the daemon's message.
+static NOISE: LazyLock<Regex> = LazyLock::new(|| {
+    re(concat!(
+        r"(?i)^(?:",
+        // The CLI's tails: 20.10 (`See 'docker run --help'.`) and 23+ (`Run 'docker run --help' ...`).
+        r"run '[^']*--help' for more information\.?",
+        r"|see '[^']*--help'\.?",
+        // The CLI's log line when an attached run fails, as a TTY shows it and as a pipe does.
+        r"|erro\[\d+\].*",
+        r#"|time="[^"]*" level=\w+ msg=.*"#,
+        // `docker run -d` prints the new container's id before the start fails (seen with 2>&1).
+        r"|[0-9a-f]{64}",
+        // docker-compose v1 progress and summary lines.
+        r"|(?:creating|starting|recreating|stopping|removing|pulling) \S+ \.\.\.(?: (?:done|error))?",
+        r#"|creating network "[^"]*" with (?:the default|driver) .*"#,
+        r"|encountered errors while bringing up the project\.?",
+        r"|host is already in use by another container",
+        // docker compose v2 progress: `[+] Running 1/2` and lines for steps that did not fail.
+        r"|\[\+\] .*",
+        r"|\S{0,2} *(?:network|volume|image|container) \S+\s+(?:created|creating|started|starting|running|waiting|healthy|recreate|recreated|stopping|stopped|removed|removing|pulling|pulled|built|building|exited)\b.*",
+        r")$",
+    ))
+});
+/// `Error: failed to start containers: a, b` (`docker start`): not the cause, but it names the container.
+static START_FAILED: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)^error: failed to start containers?: ([\w.-]+)"));
+/// Wrapping removed from the front of a line, repeatedly, each with the container it may name.
+static PREFIXES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    [
+        // `docker: `, `/usr/bin/docker-current: `, `docker.exe: `.
+        r"^\S*docker(?:-current)?(?:\.exe)?: ",
+        r"(?i)^error response from daemon: ",
+        // docker-compose v1: `ERROR: for NAME  Cannot start service SVC: ...`.
+        r"(?i)^error: for (?P<c>\S+)\s+(?:cannot start service \S+: )?",
+        // docker compose v2: ` ✘ Container NAME  Error response ...`.
+        r"^\S{0,2}\s*Container (?P<c>\S+)\s+",
+        // Docker 1.x: `Cannot start container ID: ...`.
+        r"(?i)^cannot start container (?P<c>[0-9a-f]+): ",
+        r"(?i)^error starting container (?P<c>[\w.-]+): ",
+    ]
+    .iter()
+    .map(|p| re(p))
+    .collect()
+});
+/// API clients print the daemon's JSON body (`{"message":"..."}`) or wrap it (`Internal Server Error ("...")`).
+static JSON_MESSAGE: LazyLock<Regex> = LazyLock::new(|| re(r#""message"\s*:\s*"((?:[^"\\]|\\.)*)""#));
+static QUOTED_REASON: LazyLock<Regex> = LazyLock::new(|| re(r#"Server Error \("(.*)"\)\s*$"#));
+static COMPOSE_DURATION: LazyLock<Regex> = LazyLock::new(|| re(r"\s{2,}\d+(?:\.\d+)?s$"));
+static ERROR_STARTING: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)error starting container ([\w.-]+)"));
+
+/// ANSI colours and carriage returns out; CRLF and bare CR (compose v1 redraws) become line breaks.
+fn strip_terminal(input: &str) -> String {
+    ANSI.replace_all(input, "").replace("\r\n", "\n").replace('\r', "\n")
+}
+
+fn clean_lines(input: &str) -> Vec<Line> {
+    let plain = strip_terminal(input);
+    // iptables' own output ends with a newline, so the daemon's `(exit status 1)` lands on the next line.
+    let mut joined: Vec<String> = Vec::new();
+    for raw in plain.split('\n') {
+        let t = raw.trim();
+        match joined.last_mut() {
+            Some(prev) if t.starts_with("(exit status") => {
+                prev.push(' ');
+                prev.push_str(t);
+            }
+            _ => joined.push(t.to_owned()),
+        }
+    }
+    let mut out = Vec::new();
+    for line in joined {
+        if line.is_empty() || NOISE.is_match(&line) {
+            continue;
+        }
+        if let Some(c) = START_FAILED.captures(&line) {
+            out.push(Line { body: String::new(), container: Some(c[1].to_owned()) });
+            continue;
+        }
+        out.push(unwrap_line(&line));
+    }
+    out
+}
+
+fn unwrap_line(line: &str) -> Line {
+    let mut body = line.to_owned();
+    let mut container = None;
+    if let Some(m) = JSON_MESSAGE.captures(&body).map(|c| unescape_json(&c[1])) {
+        body = m;
+    } else if let Some(m) = QUOTED_REASON.captures(&body).map(|c| c[1].to_owned()) {
+        body = m;
+    }
+    let mut stripped = true;
+    while stripped {
+        stripped = false;
+        for p in PREFIXES.iter() {
+            if let Some(c) = p.captures(&body) {
+                if container.is_none() {
+                    container = c.name("c").map(|m| m.as_str().to_owned());
+                }
+                body = body[c.get(0).map_or(0, |m| m.end())..].to_owned();
+                stripped = true;
+            }
+        }
+    }
+    if container.is_none() {
+        container = ERROR_STARTING.captures(&body).map(|c| c[1].to_owned());
+    }
+    let body = COMPOSE_DURATION.replace(&body, "");
+    let body =
+        body.trim().trim_matches(|c| matches!(c, '"' | '\'' | '`')).trim_end_matches(['.', '。']).trim();
+    Line { body: body.to_owned(), container }
+}
+
+fn unescape_json(s: &str) -> String {
+    serde_json::from_str::<String>(&format!("\"{s}\"")).unwrap_or_else(|_| s.replace("\\n", "\n"))
+}
+
+/// Where a text names the host side of the publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HostAddr {
+    ip: Option<String>,
+    port: Option<u16>,
+    proto: Option<Proto>,
+}
+
+/// The shapes that carry the host address, most specific first. Each knows how to read its match.
+struct AddrPattern {
+    re: Regex,
+    read: fn(&Captures<'_>) -> Option<HostAddr>,
+}
+
+static ENDPOINT: LazyLock<Regex> =
+    LazyLock::new(|| re(r"on endpoint ([^\s():]+)(?: \(([0-9a-fA-F]{12,64})\))?"));
+static PATTERNS: LazyLock<Vec<AddrPattern>> = LazyLock::new(|| {
+    vec![
+        // 29.x: `failed to bind host port 0.0.0.0:8080/tcp` (a netip.AddrPort, IPv6 in brackets).
+        AddrPattern { re: re(r"failed to bind host port (\S+?)/(tcp|udp|sctp)\b"), read: read_addr_proto },
+        // 28.x: `failed to bind host port for 0.0.0.0:8080:172.17.0.2:80/tcp`, or with a range,
+        // `failed to bind host port 8081 for 0.0.0.0:8080-8090:172.17.0.2:80/tcp`.
+        AddrPattern {
+            re: re(r"failed to bind host port (?:(\d+) )?for (\S+?)/(tcp|udp|sctp)\b"),
+            read: read_binding_spec,
+        },
+        // 27.x: `failed to bind port 0.0.0.0:8080/tcp: Error starting userland proxy: ...`.
+        AddrPattern { re: re(r"failed to bind port (\S+?)/(tcp|udp|sctp)\b"), read: read_addr_proto },
+        // The allocator, all versions: `Bind for 0.0.0.0:8080 failed`, `Bind for :::8080 failed`.
+        AddrPattern { re: re(r"(?i)bind for (\S+?) failed: port is already allocated"), read: read_addr },
+        // Docker Desktop: `exposing port TCP 0.0.0.0:8080 -> 0.0.0.0:0`.
+        AddrPattern { re: re(r"(?i)exposing port (tcp|udp) (\S+?) ->"), read: read_proto_addr },
+        // Go's net.OpError: `listen tcp4 0.0.0.0:8080: bind: ...`, `listen tcp [::]:8080: ...`.
+        AddrPattern {
+            re: re(r"listen (tcp|udp|sctp)(?:4|6)? (\[[^\]\s]*\]:\d+|[^\s\[\]]*:\d+)\b"),
+            read: read_proto_addr,
+        },
+        // Docker for Mac before "Ports are not available": `Bind for 0.0.0.0:80: unexpected error`.
+        AddrPattern { re: re(r"(?i)bind for (\S+?): unexpected error"), read: read_addr },
+        // RootlessKit: `cannot expose privileged port 80, ...` names only the port.
+        AddrPattern {
+            re: re(r"cannot expose privileged port (\d+)"),
+            read: |c| Some(HostAddr { ip: None, port: port(&c[1]), proto: None }),
+        },
+    ]
+});
+/// The DNAT rule iptables refused: `-p tcp -d 0/0 --dport 8080 -j DNAT --to-destination 172.17.0.2:80`.
+/// The `--to-destination` address is the container's, never the host's.
+static FW_DPORT: LazyLock<Regex> = LazyLock::new(|| re(r"--dport (\d+)"));
+static FW_DEST: LazyLock<Regex> = LazyLock::new(|| re(r"(?:^|\s)-d (\S+)"));
+static FW_PROTO: LazyLock<Regex> = LazyLock::new(|| re(r"(?:^|\s)-p (tcp|udp|sctp)\b"));
+/// Last resort for unknown wordings: the first `IPv4:port` or `[IPv6]:port`.
+static ANY_ADDR: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?:^|[^\w.:])(\d{1,3}(?:\.\d{1,3}){3}:\d{1,5}|\[[0-9A-Fa-f:.]+(?:%\w+)?\]:\d{1,5})\b")
+});
+/// Words that make an errno phrase about a socket bind rather than, say, an IP address lease.
+static BIND_CONTEXT: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(?:bind|listen|ports?)\b"));
+
+fn port(s: &str) -> Option<u16> {
+    s.parse::<u16>().ok().filter(|p| *p != 0)
+}
+
+fn proto(s: &str) -> Option<Proto> {
+    s.parse().ok()
+}
+
+/// Split `0.0.0.0:8080`, `[::]:8080`, `:::8080`, `::1:8080`, `:8080` into the address as written
+/// (brackets dropped; empty means "no address") and the port.
+fn split_addr(s: &str) -> Option<(Option<String>, Option<u16>)> {
+    let (host, p) = match s.strip_prefix('[') {
+        Some(rest) => {
+            let (h, tail) = rest.split_once(']')?;
+            (h, tail.strip_prefix(':')?)
+        }
+        None => s.rsplit_once(':')?,
+    };
+    let p = p.parse::<u16>().ok()?;
+    if host.is_empty() {
+        return Some((None, port_nonzero(p)));
+    }
+    valid_ip(host).then(|| (Some(host.to_owned()), port_nonzero(p)))
+}
+
+fn port_nonzero(p: u16) -> Option<u16> {
+    (p != 0).then_some(p)
+}
+
+fn valid_ip(s: &str) -> bool {
+    s.split('%').next().is_some_and(|a| a.parse::<IpAddr>().is_ok())
+}
+
+fn read_addr(c: &Captures<'_>) -> Option<HostAddr> {
+    let (ip, port) = split_addr(&c[1])?;
+    Some(HostAddr { ip, port, proto: None })
+}
+
+fn read_addr_proto(c: &Captures<'_>) -> Option<HostAddr> {
+    let (ip, port) = split_addr(&c[1])?;
+    Some(HostAddr { ip, port, proto: proto(&c[2]) })
+}
+
+fn read_proto_addr(c: &Captures<'_>) -> Option<HostAddr> {
+    let (ip, port) = split_addr(&c[2])?;
+    Some(HostAddr { ip, port, proto: proto(&c[1]) })
+}
+
+/// 28.x prints libnetwork's PortBinding, `HostIP:HostPort:ContainerIP:ContainerPort`: IPv6 addresses
+/// are bracketed in the releases read, but the split below also copes with bare ones (`:::8080:...`).
+fn read_binding_spec(c: &Captures<'_>) -> Option<HostAddr> {
+    let spec = &c[2];
+    let proto = proto(&c[3]);
+    let explicit = c.get(1).and_then(|m| port(m.as_str()));
+    let (ip, rest) = if let Some(inner) = spec.strip_prefix('[') {
+        let (h, tail) = inner.split_once(']')?;
+        (h.to_owned(), tail.strip_prefix(':')?)
+    } else {
+        // The first colon after which a port (or range) and another field follow, with a valid
+        // address before it.
+        spec.match_indices(':').find_map(|(i, _)| {
+            let (h, tail) = (&spec[..i], &spec[i + 1..]);
+            let digits = tail.split(':').next()?;
+            let ok = valid_ip(h) && tail.contains(':') && digits.split('-').all(|d| d.parse::<u16>().is_ok());
+            ok.then(|| (h.to_owned(), tail))
+        })?
+    };
+    if !valid_ip(&ip) {
+        return None;
+    }
+    let host_port = rest.split(':').next()?.split('-').next().and_then(port);
+    Some(HostAddr { ip: Some(ip), port: explicit.or(host_port), proto })
+}
+
+fn bind_error(lower: &str) -> Option<BindError> {
+    if lower.contains("address already in use")
+        || lower.contains("only one usage of each socket address")
+        || lower.contains("eaddrinuse")
+    {
+        Some(BindError::AddressInUse)
+    } else if lower.contains("cannot assign requested address") || lower.contains("eaddrnotavail") {
+        Some(BindError::AddressNotAvailable)
+    } else if lower.contains("address family not supported") {
+        Some(BindError::FamilyNotSupported)
+    } else if lower.contains("permission denied")
+        || lower.contains("forbidden by its access permissions")
+        || lower.contains("eacces")
+    {
+        Some(BindError::PermissionDenied)
+    } else {
+        None
+    }
+}
+
+fn is_firewall(lower: &str) -> bool {
+    [
+        "iptables failed",
+        "ip6tables failed",
+        "unable to enable dnat rule",
+        "no chain/target/match",
+        "nftables",
+        "nf_tables",
+    ]
+    .iter()
+    .any(|m| lower.contains(m))
+}
+
+/// Classify one unwrapped line.
+fn read_line(body: &str) -> DaemonError {
+    let lower = body.to_lowercase();
+    let mut e = DaemonError { text: body.to_owned(), ..DaemonError::default() };
+    if let Some(c) = ENDPOINT.captures(body) {
+        e.container = Some(c[1].to_owned());
+        e.endpoint_id = c.get(2).map(|m| m.as_str().to_ascii_lowercase());
+    }
+    e.rootless = lower.contains("rootlesskit")
+        || lower.contains("portmanager.addport")
+        || lower.contains("cannot expose privileged port");
+    let desktop = lower.contains("ports are not available")
+        || lower.contains("unexpected error (failure eaddrinuse)")
+        || lower.contains("error starting userland proxy: bind for");
+    let firewall = is_firewall(&lower);
+    e.bind_error = bind_error(&lower);
+
+    // The address: the first shape that matches, then the protocol from any shape that states it.
+    let mut matched: Vec<usize> = Vec::new();
+    let mut addr: Option<HostAddr> = None;
+    for (i, p) in PATTERNS.iter().enumerate() {
+        let Some(found) = p.re.captures(body).and_then(|c| (p.read)(&c)) else { continue };
+        matched.push(i);
+        match &mut addr {
+            None => addr = Some(found),
+            Some(a) => {
+                a.ip = a.ip.take().or(found.ip);
+                a.port = a.port.or(found.port);
+                a.proto = a.proto.or(found.proto);
+            }
+        }
+    }
+    if firewall && addr.is_none() {
+        let dport = FW_DPORT.captures(body).and_then(|c| port(&c[1]));
+        if dport.is_some() {
+            // `-d 0/0` is how libnetwork writes "any address": the user published on 0.0.0.0.
+            let ip = FW_DEST.captures(body).map(|c| match &c[1] {
+                "0/0" | "0.0.0.0/0" => "0.0.0.0".to_owned(),
+                "::/0" => "::".to_owned(),
+                other => other.trim_end_matches("/32").trim_end_matches("/128").to_owned(),
+            });
+            let proto = FW_PROTO.captures(body).and_then(|c| proto(&c[1]));
+            addr = Some(HostAddr { ip, port: dport, proto });
+        }
+    }
+    if addr.is_none() && !firewall {
+        // Unknown wordings still name an address now and then; a firewall text names the
+        // container's, which must not pass for the host's.
+        addr = ANY_ADDR.captures(body).and_then(|c| split_addr(&c[1])).map(|(ip, port)| HostAddr {
+            ip,
+            port,
+            proto: None,
+        });
+    }
+    if let Some(a) = addr {
+        e.host_ip = a.ip;
+        e.host_port = a.port;
+        if let Some(p) = a.proto {
+            e.proto = p;
+            e.proto_stated = true;
+        }
+    }
+
+    let about_bind = e.host_port.is_some() || BIND_CONTEXT.is_match(body);
+    e.stage = if lower.contains("cannot expose privileged port") {
+        Stage::AccessDenied
+    } else if lower.contains("port is already allocated") {
+        Stage::Allocated
+    } else if firewall {
+        Stage::Firewall
+    } else {
+        match e.bind_error {
+            Some(BindError::PermissionDenied) if about_bind => Stage::AccessDenied,
+            Some(_) if about_bind => Stage::HostBind,
+            _ if lower.contains("ports are not available") => Stage::HostBind,
+            _ => Stage::Unknown,
+        }
+    };
+
+    let proxy_phrase = lower.contains("starting userland proxy");
+    let proxy_28 = lower.contains("failed to start userland proxy for port mapping");
+    e.reporter = if e.rootless {
+        Some(Reporter::Rootlesskit)
+    } else if desktop {
+        Some(Reporter::DockerDesktop)
+    } else {
+        match e.stage {
+            Stage::Allocated => Some(Reporter::Allocator),
+            Stage::Firewall if lower.contains("iptables") => Some(Reporter::Iptables),
+            Stage::Firewall => Some(Reporter::Nftables),
+            _ if proxy_phrase || proxy_28 => Some(Reporter::UserlandProxy),
+            _ if lower.contains("failed to bind host port") => Some(Reporter::Daemon),
+            // `userland-proxy: false`: the daemon's own placeholder listener refused the bind.
+            Stage::HostBind | Stage::AccessDenied if matched.contains(&LISTEN) => Some(Reporter::Daemon),
+            _ => None,
+        }
+    };
+
+    e.engine_versions = engine_versions(&lower, &matched, body, e.rootless, desktop, proxy_phrase, proxy_28);
+    e
+}
+
+// Indexes into PATTERNS, for the version clues.
+const DAEMON_29: usize = 0;
+const DAEMON_28: usize = 1;
+const WRAPPER_27: usize = 2;
+const LISTEN: usize = 5;
+
+static LISTEN_FAMILY: LazyLock<Regex> = LazyLock::new(|| re(r"listen (?:tcp|udp|sctp)([46]?) "));
+
+/// Intersect the releases every version-specific phrase allows (see the table at the top).
+fn engine_versions(
+    lower: &str,
+    matched: &[usize],
+    body: &str,
+    rootless: bool,
+    desktop: bool,
+    proxy_phrase: bool,
+    proxy_28: bool,
+) -> EngineRange {
+    let mut clues: Vec<EngineRange> = Vec::new();
+    if lower.contains("failed to set up container networking") {
+        clues.push(EngineRange::new(Some("28.0.1"), None));
+    }
+    if matched.contains(&DAEMON_29) {
+        clues.push(EngineRange::new(Some("29.0.0"), None));
+    }
+    if matched.contains(&DAEMON_28) {
+        clues.push(EngineRange::new(Some("28.0.0"), Some("28")));
+    }
+    if proxy_28 {
+        clues.push(EngineRange::new(Some("28.0.0"), None));
+    }
+    let wrapper_27 = matched.contains(&WRAPPER_27);
+    if wrapper_27 {
+        clues.push(EngineRange::new(Some("27.0.0"), Some("27")));
+    } else if proxy_phrase && !proxy_28 {
+        // The proxy's own phrase without 27's wrapper; 28 stopped starting proxies this way.
+        clues.push(EngineRange::new(None, Some("26")));
+    }
+    if lower.contains("rootlesskit portmanager.addport") {
+        clues.push(EngineRange::new(Some("28.0.0"), None));
+    } else if lower.contains("portmanager.addport") {
+        clues.push(EngineRange::new(None, Some("27")));
+    }
+    if !rootless && !desktop && matched.contains(&LISTEN) {
+        if let Some(c) = LISTEN_FAMILY.captures(body) {
+            if c[1].is_empty() {
+                clues.push(EngineRange::new(None, Some("20.10.1")));
+            } else {
+                clues.push(EngineRange::new(Some("20.10.2"), None));
+                if !wrapper_27 && !proxy_28 {
+                    // Unwrapped `listen tcp4` (the proxy phrase or `userland-proxy: false`) ends with 26.
+                    clues.push(EngineRange::new(None, Some("26")));
+                }
+            }
+        }
+    }
+    clues.iter().try_fold(EngineRange::default(), |acc, c| acc.intersect(c)).unwrap_or_default()
 }

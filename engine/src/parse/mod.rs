@@ -4,3 +4,4 @@ pub mod error;
 pub mod iptables;
 pub mod nft;
 pub mod procnet;
+pub mod proxy;
