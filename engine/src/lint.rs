@@ -76,7 +76,7 @@ pub struct LintFinding {
     pub severity: Severity,
     /// One or two sentences: what collides and what the engine will do about it.
     pub message: String,
-    /// Every place that contributes, first the one to change.
+    /// Every place that contributes, in the order the files declare them.
     pub locations: Vec<SourceLocation>,
     pub services: Vec<String>,
     /// The contested address as written (`None`: every address, as an entry without one asks).
@@ -167,10 +167,15 @@ impl LintOptions {
     /// What `docker compose` would see: the project's `.env` file (beside the first compose file),
     /// overridden by the process environment.
     pub fn from_environment(first_file: &Path) -> Self {
+        let mut options = Self::from_dotenv(first_file);
+        options.env.extend(std::env::vars());
+        options
+    }
+
+    /// Only the project's `.env` file beside `first_file` (empty when there is none).
+    pub fn from_dotenv(first_file: &Path) -> Self {
         let dir = first_file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let mut env =
-            std::fs::read_to_string(dir.join(".env")).map(|t| parse_env_file(&t)).unwrap_or_default();
-        env.extend(std::env::vars());
+        let env = std::fs::read_to_string(dir.join(".env")).map(|t| parse_env_file(&t)).unwrap_or_default();
         Self { env }
     }
 }
@@ -208,11 +213,12 @@ pub fn lint_sources(sources: &[ComposeSource], options: &LintOptions) -> Result<
     }
     let mut findings = std::mem::take(&mut model.findings);
     findings.extend(model.check());
+    // Most severe first, then by code, then by where the first location sits in merge order.
+    let place = |f: &LintFinding| {
+        f.locations.first().map(|l| (sources.iter().position(|s| s.name == l.file), l.line))
+    };
     findings.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then_with(|| a.code.cmp(&b.code))
-            .then_with(|| a.locations.cmp(&b.locations))
+        b.severity.cmp(&a.severity).then_with(|| a.code.cmp(&b.code)).then_with(|| place(a).cmp(&place(b)))
     });
     findings.dedup();
     Ok(LintReport {
@@ -643,14 +649,15 @@ impl Model {
                     proto: c.publish.proto,
                     span: published,
                     picks_one: c.publish.picks_one(),
-                    locations: BTreeSet::new(),
+                    locations: vec![self.entries[c.entry].location.clone()],
                 });
                 g.span.start = g.span.start.min(published.start);
                 g.span.end = g.span.end.max(published.end);
-                g.locations.extend(c.also.iter().cloned());
-            }
-            for g in by_entry.values_mut() {
-                g.locations.insert(self.entries[g.entry].location.clone());
+                for l in &c.also {
+                    if !g.locations.contains(l) {
+                        g.locations.push(l.clone());
+                    }
+                }
             }
             for g in by_entry.values() {
                 if let Some((n, loc)) = &svc.replicas {
@@ -666,7 +673,7 @@ impl Model {
                              (\"cannot expose privileged port\") unless net.ipv4.ip_unprivileged_port_start allows it",
                             g.span, g.proto
                         ),
-                        locations: g.locations.iter().cloned().collect(),
+                        locations: g.locations.clone(),
                         services: vec![name.clone()],
                         host_ip: g.host_ip.map(|ip| ip.to_string()),
                         ports: Some(g.span),
@@ -677,6 +684,8 @@ impl Model {
             }
             groups.extend(by_entry.into_values());
         }
+        // Declaration order, so each finding names the earlier entry first.
+        groups.sort_by_key(|g| g.entry);
         groups
     }
 
@@ -698,10 +707,10 @@ impl Model {
             name: "scaled-fixed-port".into(),
             severity: Severity::Error,
             message: format!(
-                "service `{}` runs {n} replicas and publishes `{spec}`: {what}, so all but the first {} \
+                "service `{}` runs {n} replicas and publishes `{spec}`: {what}, so only {} and the others \
                  fail with \"port is already allocated\"",
                 g.service,
-                if g.picks_one { capacity } else { 1 }
+                if capacity == 1 { "one starts".to_owned() } else { format!("{capacity} start") }
             ),
             locations,
             services: vec![g.service.clone()],
@@ -734,7 +743,7 @@ impl Model {
             return None;
         }
         let (sa, sb) = (&self.entries[a.entry].spec, &self.entries[b.entry].spec);
-        let mut locations: Vec<SourceLocation> = a.locations.iter().cloned().collect();
+        let mut locations = a.locations.clone();
         locations.extend(b.locations.iter().filter(|l| !a.locations.contains(l)).cloned());
         let host_ip = narrower(a.host_ip, b.host_ip).map(|ip| ip.to_string());
         let at = describe(host_ip.as_deref().and_then(|s| s.parse().ok()), shared, a.proto);
@@ -873,7 +882,7 @@ struct Group {
     proto: Proto,
     span: PortSpan,
     picks_one: bool,
-    locations: BTreeSet<SourceLocation>,
+    locations: Vec<SourceLocation>,
 }
 
 fn same_key(a: &Publish, b: &Publish) -> bool {
