@@ -82,7 +82,7 @@ impl SplitBackend {
     pub(crate) async fn check(&self, env: &Environment) -> Result<(), HarnessError> {
         let original = env.options().backend;
         let other = original.other();
-        let current = env.sh_ok("readlink -f /etc/alternatives/iptables").await?.stdout;
+        let current = env.sh_ok("readlink /etc/alternatives/iptables").await?.stdout;
         if !current.trim().ends_with(&format!("-{}", other.suffix())) {
             return Err(HarnessError::fault(
                 "split-backend",
