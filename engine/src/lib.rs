@@ -14,5 +14,6 @@ pub mod port;
 pub mod remedy;
 pub mod report;
 pub mod rules;
+pub mod suggest;
 pub mod cli;
 pub mod commands;

@@ -1,0 +1,156 @@
+//! The `portwhy` binary as a user runs it: bad input, exit codes, offline classification,
+//! bundle replay, and a Docker endpoint that does not answer.
+
+use std::process::{Command, Output};
+
+fn portwhy(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portwhy")).args(args).env("NO_COLOR", "1").output().expect("run portwhy")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn bad_port_syntax_is_exit_2_with_the_fix() {
+    for (arg, needle) in [
+        ("0", "between 1 and 65535"),
+        ("70000", "between 1 and 65535"),
+        ("8080/icmp", "use tcp or udp"),
+        ("localhost:8080", "not an IP address"),
+        ("[::1:8080", "not an IP address"),
+    ] {
+        let o = portwhy(&[arg]);
+        assert_eq!(o.status.code(), Some(2), "{arg}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{arg}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "one line: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn no_port_at_all_is_exit_2() {
+    let o = portwhy(&[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("portwhy 8080"));
+}
+
+#[test]
+fn empty_error_text_is_exit_2() {
+    let o = portwhy(&["diagnose", "--offline", "--error", "  "]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("error text is empty"));
+}
+
+#[test]
+fn garbled_error_text_without_port_is_exit_2() {
+    let o = portwhy(&["diagnose", "--offline", "--error", "something went wrong somewhere"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("names no port"));
+}
+
+#[test]
+fn offline_classification_needs_no_docker() {
+    let text = "docker: Error response from daemon: driver failed programming external connectivity on endpoint web2 \
+        (3f1e0c0d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d): Bind for 0.0.0.0:8080 failed: port is already allocated.";
+    let o = portwhy(&[
+        "diagnose",
+        "--offline",
+        "--json",
+        "--error",
+        text,
+        "--docker-host",
+        "unix:///nonexistent/docker.sock",
+    ]);
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(d["schema_version"], 1);
+    assert_eq!(d["error"]["stage"], "allocated");
+    assert_eq!(d["error"]["host_port"], 8080);
+    assert_eq!(d["error"]["container"], "web2");
+    assert_eq!(d["findings"][0]["code"], "PW002");
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn error_text_from_stdin() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portwhy"))
+        .args(["diagnose", "--offline", "--json", "--error", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Error starting userland proxy: listen udp4 0.0.0.0:53: bind: address already in use\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(d["error"]["stage"], "host-bind");
+    assert_eq!(d["port"]["port"], 53);
+    assert_eq!(d["port"]["proto"], "udp");
+}
+
+#[test]
+fn unreadable_or_foreign_bundles_are_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.json");
+    let o = portwhy(&["diagnose", "--evidence", missing.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("portwhy collect"), "{}", stderr(&o));
+
+    let garbage = dir.path().join("garbage.json");
+    std::fs::write(&garbage, "not json").unwrap();
+    let o = portwhy(&["diagnose", "--evidence", garbage.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("invalid JSON at line 1"), "{}", stderr(&o));
+
+    let future = dir.path().join("future.json");
+    std::fs::write(&future, r#"{"schema_version": 99, "query": {"port": 80}}"#).unwrap();
+    let o = portwhy(&["diagnose", "--evidence", future.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("schema_version 99"), "{}", stderr(&o));
+}
+
+#[test]
+fn replaying_a_bundle_for_another_port_is_refused() {
+    let bundle = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/evidence/host-process-v4.json");
+    let o = portwhy(&["diagnose", "9999", "--evidence", bundle]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("collected for port 18401"), "{}", stderr(&o));
+    let o = portwhy(&["diagnose", "--evidence", bundle, "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}
+
+#[test]
+fn explain_prints_fixed_headings_and_rejects_unknown_codes() {
+    let o = portwhy(&["explain", "PW005"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for heading in ["What it detects", "Why it happens", "Example", "Fix"] {
+        assert!(out.contains(heading), "{heading} missing:\n{out}");
+    }
+    let list = portwhy(&["explain", "--list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(text.lines().count(), portwhy::rules::all().len());
+    let o = portwhy(&["explain", "PW999"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// Docker unreachable is not a crash: the verdict says what it could not see, exit 3 when nothing
+/// else explains the port.
+#[test]
+fn docker_unreachable_is_reported_not_fatal() {
+    let o = portwhy(&["diagnose", "1", "--json", "--docker-host", "unix:///nonexistent/docker.sock"]);
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let docker = d["unavailable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["source"] == "docker")
+        .expect("docker unavailable");
+    assert!(docker["reason"].as_str().unwrap().contains("start dockerd"), "{docker}");
+    assert!(stderr(&o).contains("docker unavailable"), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stdout));
+}
