@@ -1,10 +1,194 @@
 //! Host facts: kernel, WSL, resolver, conntrack, unprivileged port start, addresses.
+//!
+//! Only the kernel release is required; every other fact is `None` or empty when it cannot be read,
+//! because each one only sharpens a verdict.
 
+use std::ffi::CStr;
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use crate::evidence::HostInfo;
 
+/// `comm` of systemd-resolved: the kernel keeps 15 characters of `systemd-resolved`.
+const RESOLVED_COMM: &str = "systemd-resolve";
+
 pub fn collect(proc_root: &Path) -> Result<HostInfo, String> {
-    let _ = proc_root;
-    Err("not implemented".into())
+    let osrelease = proc_root.join("sys/kernel/osrelease");
+    let kernel = fs::read_to_string(&osrelease)
+        .map_err(|e| format!("cannot read {}: {e}; mount procfs", osrelease.display()))?
+        .trim()
+        .to_owned();
+    Ok(HostInfo {
+        wsl: is_wsl(&kernel, proc_root),
+        nameservers: fs::read_to_string("/etc/resolv.conf").map(|t| nameservers(&t)).unwrap_or_default(),
+        systemd_resolved_pid: find_comm(proc_root, RESOLVED_COMM),
+        conntrack_count: number(proc_root, "sys/net/netfilter/nf_conntrack_count"),
+        conntrack_max: number(proc_root, "sys/net/netfilter/nf_conntrack_max"),
+        unprivileged_port_start: number(proc_root, "sys/net/ipv4/ip_unprivileged_port_start"),
+        addresses: interface_addresses(),
+        kernel,
+    })
+}
+
+/// A number from a one-value proc file, `None` when absent (e.g. nf_conntrack not loaded).
+fn number<T: std::str::FromStr>(proc_root: &Path, rel: &str) -> Option<T> {
+    fs::read_to_string(proc_root.join(rel)).ok()?.trim().parse().ok()
+}
+
+/// WSL kernels say so in their release (`5.15.153.1-microsoft-standard-WSL2`); WSL also registers
+/// a binfmt_misc interop handler (`WSLInterop`, `WSLInterop-late` on newer builds).
+fn is_wsl(kernel: &str, proc_root: &Path) -> bool {
+    kernel.to_ascii_lowercase().contains("microsoft")
+        || kernel.contains("WSL")
+        || ["WSLInterop", "WSLInterop-late"]
+            .iter()
+            .any(|f| proc_root.join("sys/fs/binfmt_misc").join(f).exists())
+}
+
+/// `nameserver ADDR` lines of a resolv.conf.
+pub(crate) fn nameservers(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some("nameserver")).then(|| words.next()).flatten().map(str::to_owned)
+        })
+        .collect()
+}
+
+/// The first process whose `comm` is `name`.
+fn find_comm(proc_root: &Path, name: &str) -> Option<u32> {
+    let mut pids: Vec<u32> = fs::read_dir(proc_root)
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids.into_iter().find(|pid| {
+        fs::read_to_string(proc_root.join(pid.to_string()).join("comm")).is_ok_and(|c| c.trim_end() == name)
+    })
+}
+
+/// Every IPv4 and IPv6 address on this namespace's interfaces, as `ADDR/PREFIX IFACE`.
+fn interface_addresses() -> Vec<String> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head we free below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: cur is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        // SAFETY: ifa_addr and ifa_netmask are null or point to sockaddrs of the family they name.
+        let (addr, mask) = unsafe { (sockaddr_ip(ifa.ifa_addr), sockaddr_ip(ifa.ifa_netmask)) };
+        let Some(addr) = addr else { continue };
+        let prefix = match mask {
+            Some(IpAddr::V4(m)) => u32::from(m).count_ones(),
+            Some(IpAddr::V6(m)) => u128::from(m).count_ones(),
+            None => {
+                if addr.is_ipv4() {
+                    32
+                } else {
+                    128
+                }
+            }
+        };
+        let name = if ifa.ifa_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+            unsafe { CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned()
+        };
+        out.push(format!("{addr}/{prefix} {name}"));
+    }
+    // SAFETY: head came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    out
+}
+
+/// # Safety
+/// `sa` must be null or point to a valid sockaddr whose size matches its family.
+unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    match i32::from((*sa).sa_family) {
+        libc::AF_INET => {
+            let sin = &*(sa as *const libc::sockaddr_in);
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))))
+        }
+        libc::AF_INET6 => {
+            let sin6 = &*(sa as *const libc::sockaddr_in6);
+            Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nameserver_lines_only() {
+        let text =
+            "# generated\nsearch lan\nnameserver 127.0.0.53\noptions edns0\nnameserver ::1\nnameserver\n";
+        assert_eq!(nameservers(text), ["127.0.0.53", "::1"]);
+    }
+
+    #[test]
+    fn fake_proc_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        let write = |rel: &str, text: &str| {
+            let path = p.join(rel);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        };
+        write("sys/kernel/osrelease", "5.15.153.1-microsoft-standard-WSL2\n");
+        write("sys/net/netfilter/nf_conntrack_count", "17\n");
+        write("sys/net/netfilter/nf_conntrack_max", "262144\n");
+        write("sys/net/ipv4/ip_unprivileged_port_start", "1024\n");
+        write("42/comm", "bash\n");
+        write("377/comm", "systemd-resolve\n");
+        let h = collect(p).unwrap();
+        assert_eq!(h.kernel, "5.15.153.1-microsoft-standard-WSL2");
+        assert!(h.wsl);
+        assert_eq!(h.systemd_resolved_pid, Some(377));
+        assert_eq!((h.conntrack_count, h.conntrack_max), (Some(17), Some(262144)));
+        assert_eq!(h.unprivileged_port_start, Some(1024));
+    }
+
+    #[test]
+    fn absent_facts_are_none_and_interop_marks_wsl() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        fs::create_dir_all(p.join("sys/kernel")).unwrap();
+        fs::write(p.join("sys/kernel/osrelease"), "6.1.0-18-amd64\n").unwrap();
+        let h = collect(p).unwrap();
+        assert!(!h.wsl);
+        assert_eq!((h.conntrack_count, h.conntrack_max, h.systemd_resolved_pid), (None, None, None));
+        fs::create_dir_all(p.join("sys/fs/binfmt_misc")).unwrap();
+        fs::write(p.join("sys/fs/binfmt_misc/WSLInterop"), "enabled\n").unwrap();
+        assert!(collect(p).unwrap().wsl);
+    }
+
+    #[test]
+    fn missing_osrelease_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = collect(dir.path()).unwrap_err();
+        assert!(err.contains("osrelease") && err.contains("mount procfs"), "{err}");
+    }
+
+    #[test]
+    fn loopback_is_listed() {
+        assert!(
+            interface_addresses().iter().any(|a| a.starts_with("127.0.0.1/8 ")),
+            "{:?}",
+            interface_addresses()
+        );
+    }
 }

@@ -164,6 +164,14 @@ fn rule_dnat(
         if let Some(mat) = expr.get("match") {
             read_match(mat, &mut m);
         } else if let Some(d) = expr.get("dnat") {
+            // A map key (`dnat to tcp dport map { ... }`) names the protocol when no match did.
+            let key_proto = d
+                .pointer("/addr/map/key/payload/protocol")
+                .and_then(Value::as_str)
+                .and_then(|p| p.parse().ok());
+            if let (Some(p), true) = (key_proto, m.protos.is_empty()) {
+                m.protos = vec![p];
+            }
             let suffix = handle.map(|h| format!(" # handle {h}")).unwrap_or_default();
             let base = |to_addr: IpAddr, to_port: Option<u16>, ports: PortSet, stmt: String| {
                 let mut text = m.text.clone();
@@ -196,7 +204,11 @@ fn rule_dnat(
                 // `dnat to tcp dport map { 8080 : 172.17.0.2 . 80 }`: one entry per element.
                 Some(addr) => {
                     for (key, to_addr, to_port) in map_elements(addr) {
-                        let stmt = format!("dnat to map {{ {key} : {to_addr} }}");
+                        let target = to_port.map_or(to_addr.to_string(), |p| format!("{to_addr} . {p}"));
+                        let stmt = format!(
+                            "dnat to {} map {{ {key} : {target} }}",
+                            render_value(&addr["map"]["key"])
+                        );
                         out.push(base(to_addr, to_port, PortSet::one(key), stmt));
                     }
                 }
