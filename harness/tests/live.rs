@@ -11,26 +11,36 @@ use std::path::Path;
 use std::time::Instant;
 
 use portwhy_harness::faults::{
-    DockerdKilled, DuplicateContainer, Hairpin, HolderState, HostListener, LeftoverProxy, NatChain, OrphanedDnat,
-    Proto, RootlessConflict, SilentShare, SplitBackend, SplitVariant, SystemdResolved,
+    DockerdKilled, DuplicateContainer, Hairpin, HolderState, HostListener, LeftoverProxy, NatChain,
+    OrphanedDnat, Proto, RootlessConflict, SilentShare, SplitBackend, SplitVariant, SystemdResolved,
 };
 use portwhy_harness::{EnvOptions, Environment, Fault, FirewallMode, RunLabels};
 
 async fn start(engine: &str, scenario: &str, tweak: impl FnOnce(&mut EnvOptions)) -> Environment {
     let docker = portwhy_harness::connect().unwrap_or_else(|e| panic!("live tests need Docker: {e}"));
-    let catalog = portwhy_harness::load_catalog(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../engines.toml"))
-        .expect("engines.toml");
+    let catalog =
+        portwhy_harness::load_catalog(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../engines.toml"))
+            .expect("engines.toml");
     let spec = catalog.iter().find(|s| s.name == engine).expect("engine in catalogue");
     let t = Instant::now();
-    let image = portwhy_harness::ensure_image(&docker, spec, &|l| eprintln!("{l}")).await.expect("engine image");
+    let image =
+        portwhy_harness::ensure_image(&docker, spec, &|l| eprintln!("{l}")).await.expect("engine image");
     eprintln!("[{engine}] image {} ready in {:.2}s", image.tag, t.elapsed().as_secs_f64());
     let mut opts = EnvOptions {
-        labels: RunLabels { run_id: format!("live-{}", std::process::id()), scenario: scenario.into(), env: engine.into() },
+        labels: RunLabels {
+            run_id: format!("live-{}", std::process::id()),
+            scenario: scenario.into(),
+            env: engine.into(),
+        },
         ..Default::default()
     };
     tweak(&mut opts);
     let env = Environment::start(&docker, &image, opts).await.expect("environment starts");
-    eprintln!("[{engine}] {scenario}: environment {} ready in {:.2}s", env.name(), env.ready_after().as_secs_f64());
+    eprintln!(
+        "[{engine}] {scenario}: environment {} ready in {:.2}s",
+        env.name(),
+        env.ready_after().as_secs_f64()
+    );
     assert!(env.engine_version().starts_with(&spec.version), "{} vs {}", env.engine_version(), spec.version);
     env
 }

@@ -59,7 +59,9 @@ impl Hairpin {
     pub(crate) async fn check(&self, env: &Environment) -> Result<(), HarnessError> {
         let ip = self.host_ip(env).await?;
         let probe = format!("echo | nc -w 2 {ip} {} 2>/dev/null", self.port);
-        let from_host = env.sh(&format!("busybox {probe}")).await?.stdout;
+        // The environment has no nc of its own; busybox provides one.
+        let from_host =
+            env.sh(&format!("echo | busybox nc -w 2 {ip} {} 2>/dev/null", self.port)).await?.stdout;
         if !from_host.contains(SERVER) {
             return Err(HarnessError::fault(
                 "hairpin",

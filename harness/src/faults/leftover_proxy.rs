@@ -2,7 +2,9 @@
 //!
 //! Started by hand with the arguments dockerd would pass for a container, the way a proxy outlives
 //! its container after a crash of the daemon's bookkeeping. It binds the port itself (no
-//! `-use-listen-fd`), so to `ss` it looks exactly like a proxy dockerd started.
+//! `-use-listen-fd`), so to `ss` it looks exactly like a proxy dockerd started. docker-proxy reports
+//! readiness on fd 3 and then closes it; started without an fd 3, that fd is its own listening
+//! socket, which it would close under itself (`accept4: bad file descriptor`), so fd 3 is given.
 
 use std::time::Duration;
 
@@ -45,7 +47,7 @@ impl LeftoverProxy {
         let cmd = format!(
             "bin=$(command -v docker-proxy || echo /usr/libexec/docker/docker-proxy); \
              setsid $bin -proto {} -host-ip {} -host-port {} -container-ip {} -container-port {} \
-             </dev/null >>/var/log/leftover-proxy.log 2>&1 & echo $!",
+             </dev/null >>/var/log/leftover-proxy.log 2>&1 3>/dev/null & echo $!",
             self.proto.as_str(),
             self.host_ip,
             self.port,

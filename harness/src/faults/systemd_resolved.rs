@@ -21,7 +21,9 @@ impl SystemdResolved {
     pub(crate) async fn inject(&self, env: &Environment) -> Result<Injected, HarnessError> {
         let out = env
             .sh_ok(
-                "bin=/usr/lib/systemd/systemd-resolved; [ -x $bin ] || bin=/lib/systemd/systemd-resolved; \
+                // It creates /run/systemd/resolve but not its parent (/run is a fresh tmpfs here).
+                "mkdir -p /run/systemd; \
+                 bin=/usr/lib/systemd/systemd-resolved; [ -x $bin ] || bin=/lib/systemd/systemd-resolved; \
                  setsid $bin </dev/null >>/var/log/systemd-resolved.log 2>&1 & echo $!",
             )
             .await?;

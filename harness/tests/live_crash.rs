@@ -1,0 +1,69 @@
+//! A process that created environments is SIGKILLed mid-run; `sweep` must remove everything it left.
+#![cfg(feature = "live")]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+};
+
+/// `cargo test` and nextest build examples next to the test binaries: target/<profile>/examples.
+fn hold_env_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let bin = profile_dir.join("examples").join("hold_env");
+    assert!(bin.is_file(), "{} missing: run `cargo build -p portwhy-harness --examples`", bin.display());
+    bin
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_sweep_removes_everything_a_killed_run_left() {
+    let docker = portwhy_harness::connect().unwrap_or_else(|e| panic!("live tests need Docker: {e}"));
+    let run_id = format!("crash-{}", std::process::id());
+    let mut child = Command::new(hold_env_binary())
+        .arg(&run_id)
+        .arg("bookworm")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn hold_env");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read ready line");
+    assert!(line.starts_with("ready "), "hold_env did not become ready: {line:?}");
+    // SIGKILL: no destructor, no signal handler runs.
+    child.kill().expect("kill hold_env");
+    child.wait().expect("reap hold_env");
+
+    let filters =
+        std::collections::HashMap::from([("label".to_string(), vec![format!("io.portwhy.run={run_id}")])]);
+    let count = |docker: bollard::Docker, filters: std::collections::HashMap<String, Vec<String>>| async move {
+        let c = docker
+            .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()))
+            .await
+            .expect("list containers")
+            .len();
+        let v = docker
+            .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
+            .await
+            .expect("list volumes")
+            .volumes
+            .unwrap_or_default()
+            .len();
+        let n = docker
+            .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
+            .await
+            .expect("list networks")
+            .len();
+        (c, v, n)
+    };
+    let before = count(docker.clone(), filters.clone()).await;
+    assert_eq!((before.0, before.1), (1, 1), "the killed run should have left its container and volume");
+
+    let report = portwhy_harness::sweep(&docker, Some(&run_id)).await.expect("sweep");
+    eprintln!("sweep removed {report:?}");
+    assert_eq!(report.containers.len(), 1);
+    assert_eq!(report.volumes.len(), 1);
+    assert_eq!(count(docker, filters).await, (0, 0, 0), "labelled leftovers remain after sweep");
+}
