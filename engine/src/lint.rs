@@ -690,7 +690,7 @@ impl Model {
     }
 
     fn check_replicas(&self, g: &Group, n: u32, loc: &SourceLocation, out: &mut Vec<LintFinding>) {
-        let capacity = if g.picks_one { g.span.len() } else { 1 };
+        let capacity = if g.picks_one { g.span.count() } else { 1 };
         if n <= capacity {
             return;
         }
@@ -698,7 +698,7 @@ impl Model {
         let what = if g.picks_one {
             format!("the host range {} holds only {capacity} port{}", g.span, plural(capacity as usize))
         } else {
-            format!("every replica asks for the same host port{} {}", plural(g.span.len() as usize), g.span)
+            format!("every replica asks for the same host port{} {}", plural(g.span.count() as usize), g.span)
         };
         let mut locations = vec![loc.clone()];
         locations.extend(g.locations.iter().cloned());

@@ -26,7 +26,8 @@ impl PortSpan {
         Self { start: port, end: port }
     }
 
-    pub fn len(self) -> u32 {
+    /// How many ports the span holds.
+    pub fn count(self) -> u32 {
         u32::from(self.end) - u32::from(self.start) + 1
     }
 
@@ -140,7 +141,7 @@ fn expand(
     mode: Option<String>,
 ) -> Result<Vec<Publish>, SpecError> {
     if let Some(host) = published {
-        if host.len() != target.len() && !target.is_single() {
+        if host.count() != target.count() && !target.is_single() {
             return Err(SpecError::RangeMismatch { host, container: target });
         }
     }
