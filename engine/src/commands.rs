@@ -203,8 +203,27 @@ pub fn signals(o: &CollectOptions, json: bool, out: &mut dyn Write) -> Result<Ex
 }
 
 pub fn lint(files: &[PathBuf], json: bool, out: &mut dyn Write) -> Result<ExitCode, Failure> {
-    let _ = (files, json, out, Path::new(""));
-    Err(Failure { code: ExitCode::Internal, message: "lint: wiring pending".into() })
+    let first = files.first().map(PathBuf::as_path).unwrap_or(Path::new("compose.yaml"));
+    let report = crate::lint::lint_files(files, &crate::lint::LintOptions::from_environment(first))
+        .map_err(|e| Failure { code: ExitCode::BadInput, message: e.to_string() })?;
+    if json {
+        write_out(out, &serde_json::to_string_pretty(&report).map_err(internal)?)?;
+    } else {
+        write_out(out, crate::lint::render_human(&report).trim_end())?;
+    }
+    Ok(if report.exit_code() == 0 { ExitCode::NoConflict } else { ExitCode::ConflictFound })
+}
+
+/// What `portwhy suggest --json` prints.
+#[derive(Debug, Serialize)]
+pub struct Suggestion {
+    pub schema_version: u32,
+    pub port: PortQuery,
+    /// The nearest free port (the asked one when it is free); `None` when none is free.
+    pub suggested: Option<u16>,
+    /// The next few candidates, nearest first.
+    pub alternatives: Vec<u16>,
+    pub unavailable: Vec<Unavailable>,
 }
 
 pub fn suggest(
@@ -213,6 +232,67 @@ pub fn suggest(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<ExitCode, Failure> {
-    let _ = (q, privileged, json, out);
-    Err(Failure { code: ExitCode::Internal, message: "suggest: wiring pending".into() })
+    let o = CollectOptions::default();
+    let mut unavailable = Vec::new();
+    let listeners = sockets::collect_all(&o.proc_root, Some(q.proto), false).unwrap_or_else(|e| {
+        unavailable.push(Unavailable { source: "sockets".into(), reason: e });
+        Vec::new()
+    });
+    let containers = match docker::collect(None, &o.proc_root) {
+        Ok(d) => d.containers,
+        Err(e) => {
+            unavailable.push(Unavailable { source: "docker".into(), reason: e });
+            Vec::new()
+        }
+    };
+    // DNAT rules for every port would need a full dump; the ones for the asked port are what
+    // decide whether it is free, and the candidates above it are checked against sockets and containers.
+    let (fw, fw_unavailable) = firewall::collect(&o.proc_root, q.port);
+    unavailable.extend(fw_unavailable);
+    let claims = crate::suggest::claims_from(&listeners, &containers, &fw.nat_rules);
+    let ephemeral = std::fs::read_to_string(o.proc_root.join("sys/net/ipv4/ip_local_port_range"))
+        .ok()
+        .and_then(|t| crate::suggest::parse_local_port_range(&t).ok());
+    let reserved = crate::suggest::Reserved {
+        ephemeral: ephemeral.or(crate::suggest::Reserved::default().ephemeral),
+        allow_privileged: privileged,
+    };
+    let mut ports = crate::suggest::nearest_free_n(q, &claims, &reserved, 4);
+    let suggested = if ports.is_empty() { None } else { Some(ports.remove(0)) };
+    let s = Suggestion { schema_version: 1, port: q.clone(), suggested, alternatives: ports, unavailable };
+    if json {
+        write_out(out, &serde_json::to_string_pretty(&s).map_err(internal)?)?;
+    } else {
+        for u in &s.unavailable {
+            eprintln!("portwhy: warning: {} unavailable: {}", u.source, u.reason);
+        }
+        let addr = match q.host_ip {
+            Some(std::net::IpAddr::V6(a)) => format!("[{a}]:"),
+            Some(a) => format!("{a}:"),
+            None => String::new(),
+        };
+        let proto = if q.proto == crate::port::Proto::Tcp { String::new() } else { format!("/{}", q.proto) };
+        match s.suggested {
+            Some(p) if p == q.port => {
+                write_out(out, &format!("{q} is free: -p {addr}{p}:<container-port>{proto}"))?
+            }
+            Some(p) => write_out(
+                out,
+                &format!(
+                    "{q} is taken; nearest free: {p}  (-p {addr}{p}:<container-port>{proto}); also free: {}",
+                    s.alternatives.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+                ),
+            )?,
+            None => write_out(out, &format!("no free port near {q}"))?,
+        }
+    }
+    Ok(match s.suggested {
+        Some(p) if p == q.port => ExitCode::NoConflict,
+        Some(_) => ExitCode::ConflictFound,
+        None => ExitCode::Inconclusive,
+    })
+}
+
+fn internal(e: impl std::fmt::Display) -> Failure {
+    Failure { code: ExitCode::Internal, message: format!("internal error: {e}; please report it") }
 }
