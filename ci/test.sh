@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test: the fast layer (parsers, rules, reporters) and the live layer (real engines,
+# real faults, the scenario matrix). Installs and starts what it needs through ci/setup.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ci/setup.sh
+
+# The binaries that are copied into environments are built once, in release, and named
+# explicitly so no stale build is picked up.
+cargo build --release -p portwhy -p portholder
+export PORTWHY_BIN="$PWD/target/release/portwhy"
+export PORTWHY_PORTHOLDER="$PWD/target/release/portholder"
+
+cargo fmt --all -- --check
+# Snapshots are compared, never written, in a test run (review workflow: see README).
+export INSTA_UPDATE=no
+cargo nextest run --workspace --all-features --profile ci --no-tests=fail "$@"
+cargo test --workspace --doc
