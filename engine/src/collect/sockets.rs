@@ -210,10 +210,7 @@ pub fn resolve_owners(proc_root: &Path, listeners: &mut [Listener]) -> Result<()
                 let Ok(target) = fs::read_link(fd.path()) else { continue };
                 if let Some(inode) = socket_inode(target.as_os_str().as_bytes()) {
                     if by_inode.contains_key(&inode) {
-                        let held = holders.entry(pid).or_default();
-                        if !held.contains(&inode) {
-                            held.push(inode);
-                        }
+                        holders.entry(pid).or_default().push(inode);
                     }
                 }
             }
@@ -221,7 +218,10 @@ pub fn resolve_owners(proc_root: &Path, listeners: &mut [Listener]) -> Result<()
         fd_path.pop();
         fd_path.pop();
     }
-    for (pid, inodes) in holders {
+    for (pid, mut inodes) in holders {
+        // dup() and fork leave several descriptors on one socket: count the process once.
+        inodes.sort_unstable();
+        inodes.dedup();
         let process = describe(proc_root, pid);
         for inode in inodes {
             for &i in by_inode.get(&inode).into_iter().flatten() {

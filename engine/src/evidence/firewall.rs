@@ -38,7 +38,8 @@ pub enum Family {
 pub struct FirewallState {
     /// Where `/usr/sbin/iptables` points: `legacy`, `nft`, or `None` when it could not be resolved.
     pub iptables_alternative: Option<String>,
-    /// Tables listed in /proc/net/ip_tables_names (legacy x_tables in use when non-empty).
+    /// Tables listed in /proc/net/ip_tables_names (legacy x_tables in use when non-empty). IPv6
+    /// legacy tables are checked too, before ip6tables-legacy-save runs, but not listed here.
     #[serde(default)]
     pub legacy_tables: Vec<String>,
     /// Backends that were read successfully (so "no rule" means "none there", not "not looked").
@@ -50,7 +51,8 @@ pub struct FirewallState {
     /// DNAT rules that rewrite the queried port (every backend, both families).
     #[serde(default)]
     pub nat_rules: Vec<NatRule>,
-    /// Count of DNAT rules in Docker's chains per backend, for the signals command.
+    /// Count of DNAT rules in Docker's chains per backend (nat `DOCKER` in both families; every
+    /// DNAT in `docker-bridges` tables), for the signals command.
     #[serde(default)]
     pub docker_dnat_count: Vec<(Backend, usize)>,
 }
@@ -66,16 +68,20 @@ pub struct NatRule {
     pub proto: Proto,
     /// Destination port matched (`--dport`).
     pub dport: u16,
-    /// Destination address matched (`-d 127.0.0.1/32`), `None` for any.
+    /// Destination address matched as the tool printed it (`127.0.0.1/32` for `-d 127.0.0.1/32`,
+    /// `127.0.0.1` for nft's `ip daddr 127.0.0.1`), `!`-prefixed when negated; `None` for any.
     #[serde(default)]
     pub match_dest: Option<String>,
-    /// Input interface excluded with `! -i docker0`, or required with `-i`.
+    /// Input interface: `docker0` when required with `-i docker0`, `!docker0` when excluded with
+    /// `! -i docker0` (nft: `iifname != "docker0"`).
     #[serde(default)]
     pub in_iface: Option<String>,
     /// DNAT target address and port.
     pub to_addr: IpAddr,
     pub to_port: u16,
-    /// The rule as the tool printed it, for evidence lines and deletion commands.
+    /// The rule as the tool printed it, for evidence lines and deletion commands. iptables: the
+    /// `-A CHAIN ...` line. nftables: the statements in nft's syntax followed by `# handle N`, the
+    /// handle `nft delete rule FAMILY TABLE CHAIN handle N` needs.
     pub raw: String,
     /// Position in its chain, 1-based, as `--line-numbers` would print it.
     #[serde(default)]

@@ -21,7 +21,8 @@ pub struct HostInfo {
     /// net.ipv4.ip_unprivileged_port_start (rootless engines cannot bind below it).
     #[serde(default)]
     pub unprivileged_port_start: Option<u16>,
-    /// Addresses configured on the host's interfaces (to say where traffic to "the host IP" goes).
+    /// Addresses configured on the host's interfaces (to say where traffic to "the host IP" goes),
+    /// each `ADDR/PREFIX IFACE`, e.g. `192.168.1.5/24 eth0`, `::1/128 lo`.
     #[serde(default)]
     pub addresses: Vec<String>,
 }
