@@ -1,4 +1,5 @@
-//! Builds, lists or prunes engine images: `cargo run -p portwhy-harness --example images -- build [NAME..]`.
+//! Builds, lists or prunes engine images, or sweeps leftovers:
+//! `cargo run -p portwhy-harness --example images -- build [NAME..] | list | prune | sweep [RUN_ID]`.
 //!
 //! `build` prints the time each `ensure_image` took (cold: debootstrap + import; warm: a label
 //! lookup), so running it twice measures both.
@@ -32,7 +33,11 @@ fn main() -> anyhow::Result<()> {
                 println!("removed {removed}");
             }
         }
-        _ => anyhow::bail!("usage: images build [NAME..] | list | prune"),
+        Some("sweep") => {
+            let report = rt.block_on(portwhy_harness::sweep(&docker, args.get(1).map(String::as_str)))?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        _ => anyhow::bail!("usage: images build [NAME..] | list | prune | sweep [RUN_ID]"),
     }
     Ok(())
 }

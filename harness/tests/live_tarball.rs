@@ -20,7 +20,7 @@ fn run(cmd: &mut Command) -> String {
 fn tarball_from_image(tag: &str, dir: &Path) -> PathBuf {
     let stage = dir.join("docker");
     std::fs::create_dir_all(&stage).expect("stage dir");
-    let id = run(Command::new("docker").args(["create", tag]));
+    let id = run(Command::new("docker").args(["create", tag, "true"]));
     for (src, name) in [
         ("/usr/sbin/dockerd", "dockerd"),
         ("/usr/bin/docker", "docker"),
