@@ -279,8 +279,10 @@ pub fn classify(input: &str) -> Result<DaemonError, ErrorTextError> {
             if text.is_empty() {
                 text = input.trim().to_owned();
             }
+            // The first line still names what it can (an endpoint cut off before the cause).
+            let base = read.first().cloned().unwrap_or_default();
             let rootless = read.iter().any(|r| r.rootless);
-            DaemonError { text, rootless, ..DaemonError::default() }
+            DaemonError { text, rootless, ..base }
         }
     };
     if out.container.is_none() {
@@ -746,4 +748,145 @@ fn engine_versions(
         }
     }
     clues.iter().try_fold(EngineRange::default(), |acc, c| acc.intersect(c)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("20.10.24+dfsg1", true)]
+    #[case("20.10.2", true)]
+    #[case("26.1.5", true)]
+    #[case("20.10.1", false)]
+    #[case("27.0.0", false)]
+    #[case("v21.0.0", true)]
+    #[case("not-a-version", true)]
+    fn range_contains(#[case] version: &str, #[case] inside: bool) {
+        let r = EngineRange::new(Some("20.10.2"), Some("26"));
+        assert_eq!(r.contains(version), inside, "{version}");
+    }
+
+    #[test]
+    fn series_and_release_bounds() {
+        assert!(EngineRange::new(Some("28.0.1"), Some("28")).contains("28.5.2"));
+        assert!(!EngineRange::new(Some("28.0.1"), Some("28")).contains("28.0.0"));
+        assert!(EngineRange::new(None, Some("20.10.1")).contains("19.03.15"));
+        assert!(!EngineRange::new(None, Some("20.10.1")).contains("20.10.2"));
+        assert!(EngineRange::default().contains("1.13.1"));
+    }
+
+    #[test]
+    fn intersection_keeps_the_tightest_bounds_and_drops_contradictions() {
+        let a = EngineRange::new(Some("28.0.0"), Some("28"));
+        let b = EngineRange::new(Some("28.0.1"), None);
+        assert_eq!(a.intersect(&b), Some(EngineRange::new(Some("28.0.1"), Some("28"))));
+        let c = EngineRange::new(None, Some("26"));
+        assert_eq!(a.intersect(&c), None);
+        assert_eq!(
+            EngineRange::new(None, Some("26")).intersect(&EngineRange::new(None, Some("20.10.1"))),
+            Some(EngineRange::new(None, Some("20.10.1")))
+        );
+        assert_eq!(
+            EngineRange::new(None, Some("28")).intersect(&EngineRange::new(None, Some("28.0.1"))),
+            Some(EngineRange::new(None, Some("28.0.1")))
+        );
+    }
+
+    #[test]
+    fn contradicting_clues_leave_the_range_open() {
+        // A 28.x prefix glued to a pre-27 proxy phrase cannot come from one engine.
+        let e = classify(
+            "failed to set up container networking: driver failed programming external connectivity on \
+             endpoint web: Error starting userland proxy: listen tcp4 0.0.0.0:8080: bind: address already in use",
+        )
+        .unwrap();
+        assert_eq!(e.stage, Stage::HostBind);
+        assert_eq!(e.engine_versions, EngineRange::default());
+    }
+
+    #[rstest]
+    #[case("0.0.0.0:8080", Some("0.0.0.0"), Some(8080))]
+    #[case("[::]:8080", Some("::"), Some(8080))]
+    #[case(":::8080", Some("::"), Some(8080))]
+    #[case("::1:18095", Some("::1"), Some(18095))]
+    #[case(":5000", None, Some(5000))]
+    #[case("[fe80::1%eth0]:80", Some("fe80::1%eth0"), Some(80))]
+    #[case("0.0.0.0:0", Some("0.0.0.0"), None)]
+    fn splits_addresses(#[case] s: &str, #[case] ip: Option<&str>, #[case] port: Option<u16>) {
+        assert_eq!(split_addr(s), Some((ip.map(str::to_owned), port)));
+    }
+
+    #[rstest]
+    #[case("localhost:80")]
+    #[case("0.0.0.0:http")]
+    #[case("[::1:80")]
+    #[case("8080")]
+    fn rejects_non_addresses(#[case] s: &str) {
+        assert_eq!(split_addr(s), None);
+    }
+
+    #[rstest]
+    // libnetwork's PortBinding without brackets (older String()) and with them.
+    #[case("failed to bind host port for :::8080:172.17.0.2:80/tcp: address already in use", "::", 8080)]
+    #[case("failed to bind host port for [::]:8080:[fd00::2]:80/tcp: address already in use", "::", 8080)]
+    #[case("failed to bind host port for ::1:8080:fd00::2:80/udp: address already in use", "::1", 8080)]
+    fn reads_28_bindings(#[case] text: &str, #[case] ip: &str, #[case] port: u16) {
+        let e = classify(text).unwrap();
+        assert_eq!((e.host_ip.as_deref(), e.host_port), (Some(ip), Some(port)), "{text}");
+        assert_eq!(e.engine_versions, EngineRange::new(Some("28.0.0"), Some("28")));
+    }
+
+    #[test]
+    fn api_clients_json_body_is_unwrapped() {
+        // What Docker.DotNet and docker-java print: the daemon's JSON error body.
+        let e = classify(
+            r#"Docker API responded with status code=InternalServerError, response={"message":"failed to set up container networking: driver failed programming external connectivity on endpoint pg (0123456789ab): error while calling RootlessKit PortManager.AddPort(): listen tcp4 0.0.0.0:34294: bind: address already in use"}"#,
+        )
+        .unwrap();
+        assert_eq!(e.stage, Stage::HostBind);
+        assert!(e.rootless);
+        assert_eq!(e.host_port, Some(34294));
+        assert_eq!(e.container.as_deref(), Some("pg"));
+        assert_eq!(e.endpoint_id.as_deref(), Some("0123456789ab"));
+        assert!(e.text.starts_with("failed to set up container networking"), "{}", e.text);
+    }
+
+    #[test]
+    fn docker_py_wrapper_is_unwrapped() {
+        let e = classify(
+            r#"500 Server Error for http+docker://localhost/v1.47/containers/abc/start: Internal Server Error ("driver failed programming external connectivity on endpoint web (0123456789abcdef): Bind for 0.0.0.0:8080 failed: port is already allocated")"#,
+        )
+        .unwrap();
+        assert_eq!(e.stage, Stage::Allocated);
+        assert_eq!(e.host_port, Some(8080));
+        assert_eq!(e.container.as_deref(), Some("web"));
+    }
+
+    #[test]
+    fn error_starting_container_names_the_container() {
+        let e = classify(
+            "Error starting container api-1: listen tcp4 0.0.0.0:9000: bind: address already in use",
+        )
+        .unwrap();
+        assert_eq!(e.container.as_deref(), Some("api-1"));
+        assert_eq!(e.stage, Stage::HostBind);
+    }
+
+    #[test]
+    fn unknown_wording_still_yields_its_address() {
+        let e = classify("something new happened to 10.1.2.3:7000 while publishing").unwrap();
+        assert_eq!(e.stage, Stage::Unknown);
+        assert_eq!((e.host_ip.as_deref(), e.host_port), (Some("10.1.2.3"), Some(7000)));
+        assert!(e.is_recognised());
+        let nothing = classify("the daemon is sad").unwrap();
+        assert!(!nothing.is_recognised());
+    }
+
+    #[test]
+    fn permission_denied_without_a_bind_is_not_access_denied() {
+        let e = classify("open /etc/docker/daemon.json: permission denied").unwrap();
+        assert_eq!(e.stage, Stage::Unknown);
+    }
 }
