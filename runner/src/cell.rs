@@ -186,7 +186,12 @@ async fn drive(
         }
         None => None,
     };
-    let cause = diagnosis.as_ref().and_then(|d| d.findings.first()).map(|f| f.code.clone());
+    // The verdict is the first finding that explains a conflict; notes (low confidence, no-conflict)
+    // count only when nothing else was found.
+    let cause = diagnosis
+        .as_ref()
+        .and_then(|d| d.findings.iter().find(|f| f.is_conflict()).or_else(|| d.findings.first()))
+        .map(|f| f.code.clone());
     let _ = tx.send(Event::Diagnosed { cell: id.clone(), cause: cause.clone() });
 
     let mut traffic = Vec::new();
@@ -252,7 +257,11 @@ async fn diagnose(env: &Environment, query: &str, error: Option<&str>) -> Result
     }
     serde_json::from_str(&out.stdout).map_err(|e| {
         let head: String = out.stdout.chars().take(300).collect();
-        format!("portwhy --json output does not parse as a Diagnosis ({e}): {head}")
+        format!(
+            "portwhy --json output (exit {}) does not parse as a Diagnosis ({e}): `{head}`; stderr: {}",
+            out.exit_code,
+            out.stderr.trim()
+        )
     })
 }
 
@@ -274,21 +283,42 @@ async fn probe_until(
     }
 }
 
-/// Apply the lowest-risk executable remedy of the first finding, re-trigger, prove the port works.
+/// Apply the remedies of the first conflict finding, lowest risk first, until one makes the publish
+/// work; the record names the one that did (or the last one tried) and what the others did.
 async fn apply_remedy(
     env: &Environment,
     plan: &CellPlan,
     rec: &CellResult,
     argv: &[String],
 ) -> Option<RemedyRecord> {
-    let finding = rec
-        .diagnosis
-        .as_ref()?
-        .findings
-        .iter()
-        .find(|f| f.is_conflict())
-        .or_else(|| rec.diagnosis.as_ref()?.findings.first())?;
-    let chosen = remedy::choose(&finding.remedies, argv)?;
+    let d = rec.diagnosis.as_ref()?;
+    let finding = d.findings.iter().find(|f| f.is_conflict()).or_else(|| d.findings.first())?;
+    let mut earlier: Vec<String> = Vec::new();
+    let mut last = None;
+    for chosen in remedy::executable(&finding.remedies, argv) {
+        let record = try_remedy(env, plan, &chosen, argv).await;
+        if record.verified {
+            let mut record = record;
+            if !earlier.is_empty() {
+                record.detail = format!("{}; tried first: {}", record.detail, earlier.join(" | "));
+            }
+            return Some(record);
+        }
+        earlier.push(format!("`{}` ({}): {}", record.applied, record.risk.as_str(), record.detail));
+        last = Some(record);
+    }
+    last.map(|mut r| {
+        r.detail = earlier.join(" | ");
+        r
+    })
+}
+
+async fn try_remedy(
+    env: &Environment,
+    plan: &CellPlan,
+    chosen: &remedy::Plan,
+    argv: &[String],
+) -> RemedyRecord {
     let mut new_argv = argv.to_vec();
     let mut detail = Vec::new();
     for step in &chosen.steps {
@@ -299,7 +329,11 @@ async fn apply_remedy(
                 match env.sh(&cmd).await {
                     Ok(o) => match remedy::suggested_port(&o.stdout, plan.scenario.port.port) {
                         Some(p) => new_argv = remedy::with_host_port(&new_argv, p),
-                        None => detail.push(format!("`{cmd}` printed no port: {}", o.stdout.trim())),
+                        None => detail.push(format!(
+                            "`{cmd}` printed no port (exit {}): {}",
+                            o.exit_code,
+                            o.stderr.trim()
+                        )),
                     },
                     Err(e) => detail.push(format!("`{cmd}`: {e}")),
                 }
@@ -357,7 +391,7 @@ async fn apply_remedy(
             false
         }
     };
-    Some(RemedyRecord {
+    RemedyRecord {
         command: chosen.remedy.command.clone(),
         risk: chosen.remedy.risk,
         applied: if chosen.retriggers() {
@@ -367,5 +401,5 @@ async fn apply_remedy(
         },
         verified,
         detail: detail.join("; "),
-    })
+    }
 }

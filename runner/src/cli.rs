@@ -34,8 +34,8 @@ pub struct Paths {
     #[arg(long, global = true, env = "PORTWHY_ENGINES")]
     pub catalog: Option<PathBuf>,
     /// Directory of scenario files.
-    #[arg(long, global = true, env = "PORTWHY_SCENARIOS")]
-    pub scenarios: Option<PathBuf>,
+    #[arg(long = "scenarios", global = true, env = "PORTWHY_SCENARIOS")]
+    pub scenario_dir: Option<PathBuf>,
     /// The host-built `portwhy` binary copied into environments (default: target/release or target/debug).
     #[arg(long, global = true, env = "PORTWHY_BIN")]
     pub portwhy: Option<PathBuf>,
@@ -45,13 +45,13 @@ pub struct Paths {
 #[derive(Debug, Args, Clone)]
 pub struct CellFilter {
     /// Engine name (`bookworm`) or version prefix (`28`); repeatable.
-    #[arg(long = "engine")]
+    #[arg(long = "engine", id = "engine")]
     pub engines: Vec<String>,
     /// `legacy` or `nft`; repeatable.
-    #[arg(long = "backend")]
+    #[arg(long = "backend", id = "backend")]
     pub backends: Vec<BackendName>,
     /// Scenario name; repeatable; default all.
-    #[arg(long = "scenario")]
+    #[arg(long = "scenario", id = "scenario")]
     pub scenarios: Vec<String>,
     /// Use `--privileged --cgroupns private` environments (CI runners with cgroup v2).
     #[arg(long)]
@@ -179,7 +179,7 @@ impl Paths {
     }
 
     fn scenarios(&self) -> PathBuf {
-        self.scenarios.clone().unwrap_or_else(|| find_up("scenarios"))
+        self.scenario_dir.clone().unwrap_or_else(|| find_up("scenarios"))
     }
 
     /// The `portwhy` binary, or a message saying how to build it.
@@ -198,7 +198,13 @@ impl Paths {
                 candidates.push(find_up("target").join(profile).join("portwhy"));
             }
         }
-        candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+        // Without an explicit path, the most recently built binary wins: a stale release build must
+        // not shadow a fresh debug one.
+        let newest = candidates
+            .iter()
+            .filter(|p| p.is_file())
+            .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        newest.cloned().ok_or_else(|| {
             LabError::BadInput(format!(
                 "the portwhy binary was not found (looked in {}); build it with `cargo build -p portwhy --release` or pass --portwhy PATH",
                 candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
@@ -377,6 +383,35 @@ pub async fn main(cli: Cli) -> Result<(), LabError> {
             }
             print!("{}", report::terminal::summary_table(&r.cells, r.wall_ms));
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "portwhy-lab",
+            "run",
+            "--scenario",
+            "a",
+            "--engine",
+            "28",
+            "--shard",
+            "1/2",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Run { filter, shard, .. } => {
+                assert_eq!(filter.scenarios, vec!["a"]);
+                assert_eq!(shard, Some((1, 2)));
+            }
+            other => panic!("parsed as {other:?}"),
         }
     }
 }

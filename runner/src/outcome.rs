@@ -100,7 +100,7 @@ pub struct Observed {
     pub trigger: TriggerResult,
     /// `portwhy`'s classification of the error text.
     pub stage: Option<Stage>,
-    /// Code of `portwhy`'s first finding.
+    /// Code of `portwhy`'s first conflict finding (its first finding when none is a conflict).
     pub cause: Option<String>,
     pub traffic: Vec<TrafficObservation>,
 }

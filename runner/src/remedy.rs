@@ -54,11 +54,19 @@ impl Plan {
     }
 }
 
-/// The lowest-risk remedy that can be executed (remedies arrive lowest risk first).
+/// The lowest-risk remedy that can be executed.
 pub fn choose(remedies: &[Remedy], trigger: &[String]) -> Option<Plan> {
+    executable(remedies, trigger).into_iter().next()
+}
+
+/// Every remedy that can be executed, lowest risk first (stable within one risk level).
+pub fn executable(remedies: &[Remedy], trigger: &[String]) -> Vec<Plan> {
     let mut sorted: Vec<&Remedy> = remedies.iter().collect();
     sorted.sort_by_key(|r| r.risk);
-    sorted.into_iter().find_map(|r| plan(r, trigger).map(|steps| Plan { remedy: r.clone(), steps }))
+    sorted
+        .into_iter()
+        .filter_map(|r| plan(r, trigger).map(|steps| Plan { remedy: r.clone(), steps }))
+        .collect()
 }
 
 fn plan(remedy: &Remedy, trigger: &[String]) -> Option<Vec<Step>> {

@@ -126,11 +126,11 @@ pub fn skeleton(ev: &Evidence, name: &str) -> String {
         "# Scenario skeleton replayed from an evidence bundle (Engine {engine}).\n\
          # Check every fault, then run `portwhy-lab run --scenario {name}` and set `expect` to what the\n\
          # engines did; the expectation below is a starting guess.\n\
-         schema_version = 1\nname = \"{name}\"\ntitle = \"Replayed: port {q}\"\n\n\
+         schema_version = 1\nname = \"{name}\"\ntitle = \"Replayed: port {q}\"\nport = \"{q}\"\n\n\
          [seed_claim]\nsource = \"portwhy\"\nclaim = \"A conflict reported from a real host, replayed from its evidence bundle.\"\n\n\
          [environment]\nrootless = {rootless}\n{faults}\n\
          [trigger]\nrun = [\"docker\", \"run\", \"-d\", \"--name\", \"web\", \"-p\", \"{publish}\", \"busybox\", \"sh\", \"-c\", \"while :; do echo container web | nc -l -p {port}; done\"]\n\n\
-         port = \"{q}\"\n\n[expect]\ntrigger = \"fails\"\nstage = \"host-bind\"\ncause = \"PW001\"\n"
+         [expect]\ntrigger = \"fails\"\nstage = \"host-bind\"\ncause = \"PW001\"\n"
     );
     out
 }

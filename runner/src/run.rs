@@ -79,13 +79,21 @@ pub async fn run(
         reporters
     });
     let _ = tx.send(Event::RunStarted { total: plans.len(), run_id: cfg.run_id.clone() });
+    // Work on a private copy: the shared target dir may be rebuilt while the run copies the binary
+    // into environments, and every cell must test the same portwhy.
+    let snapshot = tempfile_dir(&cfg.run_id).map_err(|e| RunError::Internal(e.to_string()))?;
+    let portwhy_bin = snapshot.join("portwhy");
+    std::fs::copy(&cfg.portwhy_bin, &portwhy_bin)
+        .map_err(|e| RunError::Internal(format!("copying {}: {e}", cfg.portwhy_bin.display())))?;
+    let _ =
+        tx.send(Event::Progress { message: format!("portwhy under test: {}", cfg.portwhy_bin.display()) });
     let engines: Vec<&EngineSpec> = plans.iter().map(|p| &p.engine).collect();
     let images =
         ensure_images(&docker, &engines, &tx).await.map_err(|e| RunError::Environment(e.to_string()))?;
     let lab = Arc::new(Lab {
         docker,
         run_id: cfg.run_id.clone(),
-        portwhy_bin: cfg.portwhy_bin.clone(),
+        portwhy_bin,
         keep: cfg.keep,
         privileged: cfg.privileged,
         images,
@@ -111,7 +119,14 @@ pub async fn run(
     for r in reporters.iter_mut() {
         r.finish(&results)?;
     }
+    let _ = std::fs::remove_dir_all(&snapshot);
     Ok((results, kept))
+}
+
+fn tempfile_dir(run_id: &str) -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("portwhy-lab-{run_id}"));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 #[derive(Debug, thiserror::Error)]

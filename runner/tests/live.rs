@@ -1,0 +1,58 @@
+//! The scenario matrix in real Docker-in-Docker environments (feature `live`).
+//!
+//! Every cell must pass, and its redacted verdict and remedy must match snapshots/. Without a
+//! reachable Docker daemon this test fails with the harness's explanation; it never skips.
+//! Select cells with PORTWHY_LAB_ENGINE / PORTWHY_LAB_SCENARIO (comma-separated) and the
+//! parallelism with PORTWHY_LAB_JOBS.
+#![cfg(feature = "live")]
+
+mod common;
+
+use std::path::Path;
+
+use portwhy_lab::matrix::{self, Selection};
+use portwhy_lab::outcome::Status;
+use portwhy_lab::run::{self, RunConfig};
+use portwhy_lab::scenario;
+
+fn list(var: &str) -> Vec<String> {
+    std::env::var(var)
+        .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_matrix_passes_and_matches_snapshots() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let docker = portwhy_harness::connect().unwrap_or_else(|e| panic!("{e}"));
+    docker
+        .ping()
+        .await
+        .unwrap_or_else(|e| panic!("Docker is not reachable: {e}; start dockerd or set DOCKER_HOST"));
+    let scenarios = scenario::select(&root.join("scenarios"), &list("PORTWHY_LAB_SCENARIO"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let engines = portwhy_harness::load_catalog(&root.join("engines.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let sel = Selection { engines: list("PORTWHY_LAB_ENGINE"), backends: vec![], shard: None };
+    let plans = matrix::plan(&scenarios, &engines, &sel).unwrap_or_else(|e| panic!("{e}"));
+    let paths = portwhy_lab::cli::Paths {
+        catalog: None,
+        scenario_dir: None,
+        portwhy: std::env::var_os("PORTWHY_BIN").map(Into::into),
+    };
+    let portwhy_bin = paths.portwhy_bin().unwrap_or_else(|e| panic!("{e}"));
+    let jobs = std::env::var("PORTWHY_LAB_JOBS").ok().and_then(|j| j.parse().ok()).unwrap_or(2);
+    let cfg = RunConfig { run_id: run::new_run_id(), jobs, keep: false, privileged: false, portwhy_bin };
+    let reporters: Vec<Box<dyn portwhy_lab::report::Reporter>> =
+        vec![Box::new(portwhy_lab::report::terminal::TerminalReporter::new(false))];
+    let (results, _) = run::run(docker, plans, cfg, reporters).await.unwrap_or_else(|e| panic!("{e}"));
+    let failed: Vec<String> = results
+        .cells
+        .iter()
+        .filter(|c| c.status != Status::Pass)
+        .map(|c| format!("{}: {}", c.id(), c.failures.join("; ")))
+        .collect();
+    for c in &results.cells {
+        common::assert_cell_snapshot(c);
+    }
+    assert!(failed.is_empty(), "{} cell(s) failed:\n{}", failed.len(), failed.join("\n"));
+}
