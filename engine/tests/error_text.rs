@@ -92,6 +92,7 @@ use Stage::{AccessDenied, Allocated, Firewall, HostBind, Unknown};
 #[case("28.5-host-bind-udp", HostBind, Some("0.0.0.0"), Some(5353), UDP, false, Some("dns"))]
 #[case("28.5-host-bind-range", HostBind, Some("0.0.0.0"), Some(8085), TCP, false, Some("web"))]
 #[case("28.5-start-host-bind", HostBind, Some("127.0.0.1"), Some(8080), TCP, false, Some("web"))]
+#[case("28.5-start-single-line", HostBind, Some("0.0.0.0"), Some(3306), TCP, false, Some("db"))]
 #[case("28.5-compose-v2", HostBind, Some("0.0.0.0"), Some(8080), TCP, false, Some("proj-web-1"))]
 #[case("28.5-proxy-start-failed", Unknown, Some("0.0.0.0"), Some(8080), TCP, false, Some("web"))]
 // 29.x.
@@ -244,6 +245,9 @@ fn text_is_the_daemon_message_without_cli_noise() {
         got.endpoint_id.as_deref(),
         Some("76c063b104093ed19fcab9f7a94a41871955e581fec752f4f49170167a075096")
     );
+    // A `docker start` tail pasted onto the same line is not part of the daemon's message.
+    let start = classify(&fixture("28.5-start-single-line")).unwrap();
+    assert!(start.text.ends_with("/tcp: address already in use"), "{}", start.text);
     let fw = classify(&fixture("28.5-firewall-dnat")).unwrap();
     assert!(fw.text.starts_with("failed to set up container networking: "), "{}", fw.text);
     assert!(fw.text.ends_with("by that name. (exit status 1))"), "{}", fw.text);

@@ -322,7 +322,7 @@ static NOISE: LazyLock<Regex> = LazyLock::new(|| {
         // docker-compose v1 progress and summary lines.
         r"|(?:creating|starting|recreating|stopping|removing|pulling) \S+ \.\.\.(?: (?:done|error))?",
         r#"|creating network "[^"]*" with (?:the default|driver) .*"#,
-        r"|encountered errors while bringing up the project\.?",
+        r"|(?:error: )?encountered errors while bringing up the project\.?",
         r"|host is already in use by another container",
         // docker compose v2 progress: `[+] Running 1/2` and lines for steps that did not fail.
         r"|\[\+\] .*",
@@ -355,6 +355,9 @@ static PREFIXES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 static JSON_MESSAGE: LazyLock<Regex> = LazyLock::new(|| re(r#""message"\s*:\s*"((?:[^"\\]|\\.)*)""#));
 static QUOTED_REASON: LazyLock<Regex> = LazyLock::new(|| re(r#"Server Error \("(.*)"\)\s*$"#));
 static COMPOSE_DURATION: LazyLock<Regex> = LazyLock::new(|| re(r"\s{2,}\d+(?:\.\d+)?s$"));
+/// The same `docker start` tail when a paste lost the line break before it.
+static START_FAILED_INLINE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)\s+error: failed to start containers?: ([\w.-]+)[\w., -]*$"));
 static ERROR_STARTING: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)error starting container ([\w.-]+)"));
 
 /// ANSI colours and carriage returns out; CRLF and bare CR (compose v1 redraws) become line breaks.
@@ -410,6 +413,11 @@ fn unwrap_line(line: &str) -> Line {
                 stripped = true;
             }
         }
+    }
+    if let Some(c) = START_FAILED_INLINE.captures(&body) {
+        let name = c[1].to_owned();
+        body.truncate(c.get(0).map_or(body.len(), |m| m.start()));
+        container = container.or(Some(name));
     }
     if container.is_none() {
         container = ERROR_STARTING.captures(&body).map(|c| c[1].to_owned());
