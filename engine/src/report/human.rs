@@ -60,11 +60,15 @@ pub fn render(d: &Diagnosis, s: Style) -> String {
     if let Some(e) = &d.error {
         let versions = match (&e.engine_versions.min, &e.engine_versions.max) {
             (None, None) => String::new(),
-            (lo, hi) => format!(
-                ", wording of Engine {}–{}",
-                lo.as_deref().unwrap_or("…"),
-                hi.as_deref().unwrap_or("…")
-            ),
+            (lo, hi) => {
+                // A bare major ("28") is a whole release line.
+                let v = |s: &Option<String>| match s.as_deref() {
+                    None => "…".to_owned(),
+                    Some(v) if !v.contains('.') => format!("{v}.x"),
+                    Some(v) => v.to_owned(),
+                };
+                format!(", wording of Engine {}–{}", v(lo), v(hi))
+            }
         };
         let _ = writeln!(o, "{}", s.dim(&format!("error stage: {}{versions}", e.stage.as_str())));
     }

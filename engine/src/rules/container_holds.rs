@@ -131,6 +131,8 @@ impl Rule for ContainerHolds {
                     "no running container publishes this port now: the engine's allocator still counts it \
                      (a container that just stopped, or state left by a daemon crash)"
                         .to_owned()
+                } else if cx.unavailable("all") {
+                    "containers were not read (offline), so the holder is not named".to_owned()
                 } else {
                     "the Docker API could not be read, so the holder cannot be named".to_owned()
                 },

@@ -123,8 +123,46 @@ impl Rule for HostProcess {
                 remedies,
             });
         }
+        if findings.is_empty() && cx.evidence.sockets.is_none() {
+            findings.extend(refused_unseen(cx));
+        }
         findings
     }
+}
+
+/// The OS refused the bind but the sockets were not read (offline, or /proc unreadable): the text
+/// alone proves a holder exists; name what to run to see it.
+fn refused_unseen(cx: &Context<'_>) -> Option<Finding> {
+    let e = cx.error.filter(|e| e.stage == Stage::HostBind)?;
+    let q = cx.query();
+    let addr = e.host_ip.clone().unwrap_or_else(|| "0.0.0.0".to_owned());
+    let via = match e.reporter {
+        Some(crate::parse::error::Reporter::Rootlesskit) => "rootlesskit's port driver",
+        Some(crate::parse::error::Reporter::DockerDesktop) => "Docker Desktop's port forwarder",
+        Some(crate::parse::error::Reporter::UserlandProxy) => "docker-proxy",
+        _ => "the daemon",
+    };
+    Some(Finding {
+        code: DOC.code.into(),
+        cause: DOC.cause.into(),
+        summary: format!(
+            "the host refused {via}'s bind of {addr}:{}/{}: a socket already holds an overlapping address",
+            q.port, q.proto
+        ),
+        evidence: vec![
+            EvidenceItem::new("error-text", format!("the daemon reported: {}", e.text)),
+            EvidenceItem::new("sockets", "not read (offline or unreadable), so the holder is not named".to_owned()),
+        ],
+        confidence: Confidence::Medium,
+        remedies: vec![
+            remedy::other_port(q),
+            Remedy::new(
+                Risk::Safe,
+                format!("sudo portwhy {}", q),
+                "run on the host where the publish failed: names the process, container or proxy holding the port".to_owned(),
+            ),
+        ],
+    })
 }
 
 fn bind_note(l: &crate::evidence::Listener) -> &'static str {

@@ -95,7 +95,7 @@ pub fn diagnose(evidence: &Evidence, error: Option<&DaemonError>) -> Diagnosis {
         findings.push(none);
     }
     // Highest confidence first; the stable sort keeps rule order between equals.
-    findings.sort_by(|a, b| b.confidence.cmp(&a.confidence));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.confidence));
     for f in &mut findings {
         f.remedies.sort_by_key(|r| r.risk);
     }

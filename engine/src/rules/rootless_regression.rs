@@ -23,15 +23,17 @@ pub static DOC: RuleDoc = RuleDoc {
         (DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=builtin) and restart the rootless daemon.",
 };
 
+type Version = (u32, u32, u32);
+
 /// (first affected, last affected, reference, fixed in).
-const REGRESSIONS: &[((u32, u32, u32), (u32, u32, u32), &str, &str)] = &[
+const REGRESSIONS: &[(Version, Version, &str, &str)] = &[
     ((20, 10, 6), (20, 10, 6), "rootlesskit#250", "20.10.7"),
     ((28, 0, 0), (28, 0, 0), "moby#49499", "28.0.1"),
     ((29, 0, 0), (29, 1, 1), "moby#51591", "29.1.2"),
 ];
 
 /// `28.5.2`, `20.10.24+dfsg1`, `29.0.0-rc.1` → (major, minor, patch).
-pub fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
+pub fn parse_version(v: &str) -> Option<Version> {
     let core = v.trim().trim_start_matches('v').split(['+', '-', '~']).next()?;
     let mut parts = core.split('.').map(|p| p.parse::<u32>().ok());
     Some((parts.next()??, parts.next().flatten().unwrap_or(0), parts.next().flatten().unwrap_or(0)))
