@@ -33,6 +33,13 @@
 //! from the engine means 20.10.1 or older, and `listen tcp4` without a wrapper means 20.10.2 to 26.x.
 //! RootlessKit and Docker Desktop print their own `listen` errors; their family says nothing about
 //! the engine.
+//!
+//! The stage comes from the cause at the end of the text, never from the wrappers in front of it.
+//! `failed to set up container networking: driver failed programming external connectivity` wraps
+//! every publish failure from 28.0.1 on; a trailing "address already in use" after it is the bind
+//! itself failing, not a firewall step failing after a good bind (seed 1, the Docker bind-error guide,
+//! reads it that way). Likewise 28.x's `failed to start userland proxy for port mapping` comes after
+//! the daemon already bound the port, so it is not a bind conflict either.
 
 use std::cmp::Ordering;
 use std::net::IpAddr;
