@@ -15,6 +15,7 @@ use bollard::Docker;
 use futures_util::stream::{self, StreamExt};
 
 use crate::evidence::{Container, ContainerState, DockerNetwork, DockerState, PortBinding, ProxyProcess};
+use crate::parse::proxy::parse_proxy_cmdline;
 use crate::port::Proto;
 
 /// How long to wait for the daemon before calling it unreachable.
@@ -206,15 +207,7 @@ fn scan_processes(proc_root: &Path) -> (Vec<ProxyProcess>, Option<u32>) {
                     .map(|a| String::from_utf8_lossy(a).into_owned())
                     .collect();
                 if let Some(p) = parse_proxy_cmdline(&args) {
-                    proxies.push(ProxyProcess {
-                        pid,
-                        proto: p.proto,
-                        host_ip: p.host_ip,
-                        host_port: p.host_port,
-                        container_ip: p.container_ip,
-                        container_port: p.container_port,
-                        netns: None,
-                    });
+                    proxies.push(p.into_process(pid, None));
                 }
             }
             // The parent rootlesskit listens in our namespace; its child (also `rootlesskit`) and the
@@ -235,34 +228,3 @@ fn scan_processes(proc_root: &Path) -> (Vec<ProxyProcess>, Option<u32>) {
     (proxies, rootlesskit)
 }
 
-/// docker-proxy's arguments (`-proto tcp -host-ip 0.0.0.0 -host-port 8080 -container-ip ... -container-port 80`).
-struct ProxyArgs {
-    proto: Proto,
-    host_ip: IpAddr,
-    host_port: u16,
-    container_ip: IpAddr,
-    container_port: u16,
-}
-
-fn parse_proxy_cmdline(args: &[String]) -> Option<ProxyArgs> {
-    let mut flags = BTreeMap::new();
-    let mut it = args.iter().skip(1).peekable();
-    while let Some(arg) = it.next() {
-        let Some(name) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else { continue };
-        match name.split_once('=') {
-            Some((k, v)) => flags.insert(k.to_owned(), v.to_owned()),
-            // Boolean flags such as `-use-listen-fd` (28.x) take no value.
-            None if it.peek().is_none_or(|next| next.starts_with('-')) => {
-                flags.insert(name.to_owned(), String::new())
-            }
-            None => flags.insert(name.to_owned(), it.next().cloned().unwrap_or_default()),
-        };
-    }
-    Some(ProxyArgs {
-        proto: flags.get("proto")?.parse().ok()?,
-        host_ip: flags.get("host-ip")?.parse().ok()?,
-        host_port: flags.get("host-port")?.parse().ok()?,
-        container_ip: flags.get("container-ip")?.parse().ok()?,
-        container_port: flags.get("container-port")?.parse().ok()?,
-    })
-}
