@@ -10,7 +10,7 @@
 //! the sockets found, because that walk, not the socket listing, is the expensive part.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::fs;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -204,17 +204,11 @@ pub fn resolve_owners(proc_root: &Path, listeners: &mut [Listener]) -> Result<()
         let Some(pid) = pid_of(entry.file_name().as_bytes()) else { continue };
         fd_path.push(entry.file_name());
         fd_path.push("fd");
-        if let Ok(fds) = fs::read_dir(&fd_path) {
-            for fd in fds.flatten() {
-                // read_link only: a stat per descriptor would double the cost of the walk.
-                let Ok(target) = fs::read_link(fd.path()) else { continue };
-                if let Some(inode) = socket_inode(target.as_os_str().as_bytes()) {
-                    if by_inode.contains_key(&inode) {
-                        holders.entry(pid).or_default().push(inode);
-                    }
-                }
+        each_socket_inode(&fd_path, |inode| {
+            if by_inode.contains_key(&inode) {
+                holders.entry(pid).or_default().push(inode);
             }
-        }
+        });
         fd_path.pop();
         fd_path.pop();
     }
@@ -230,6 +224,25 @@ pub fn resolve_owners(proc_root: &Path, listeners: &mut [Listener]) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Call `each` with the inode of every socket descriptor in a /proc/PID/fd directory. Unreadable
+/// directories (the process exited, or belongs to another user) yield nothing.
+fn each_socket_inode(fd_dir: &Path, mut each: impl FnMut(u64)) {
+    let (Ok(dir), Ok(entries)) = (fs::File::open(fd_dir), fs::read_dir(fd_dir)) else { return };
+    // `socket:[N]` fits easily; a longer target is a path, never a socket, so truncation is harmless.
+    let mut buf = [0u8; 64];
+    for entry in entries.flatten() {
+        let Ok(name) = CString::new(entry.file_name().as_bytes()) else { continue };
+        // readlinkat on the open directory, and no stat: the walk reads each descriptor's link once,
+        // without resolving /proc/PID/fd again per descriptor.
+        // SAFETY: name is NUL-terminated, buf is valid for its length, dir is an open directory.
+        let n =
+            unsafe { libc::readlinkat(dir.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if let Some(inode) = usize::try_from(n).ok().and_then(|n| socket_inode(&buf[..n])) {
+            each(inode);
+        }
+    }
 }
 
 /// `socket:[12345]` → 12345.
