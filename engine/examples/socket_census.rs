@@ -5,8 +5,10 @@
 //! namespace so the ports it takes are nobody else's:
 //!
 //! ```text
-//! unshare -n sh -c 'ip link set lo up; target/release/examples/socket_census 10000'
+//! unshare -n sh -c 'ip link set lo up; target/release/examples/socket_census 9900'
 //! ```
+//!
+//! It needs 2N + 64 descriptors within the RLIMIT_NOFILE hard limit (9900 fits a limit of 20000).
 
 use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
