@@ -144,7 +144,13 @@ pub fn delete_command(rule: &NatRule) -> String {
         }
         Backend::Nftables => {
             let fam = if six { "ip6" } else { "ip" };
-            match rule.position {
+            // The nft parser ends `raw` with `# handle N`: the only stable way to name one rule.
+            let handle = rule
+                .raw
+                .rsplit_once("# handle ")
+                .and_then(|(_, h)| h.trim().parse::<usize>().ok())
+                .or(rule.position);
+            match handle {
                 Some(handle) => {
                     format!("nft delete rule {fam} {} {} handle {handle}", rule.table, rule.chain)
                 }
