@@ -204,6 +204,10 @@ async fn drive(
         trigger: if exit_code == 0 { TriggerResult::Succeeds } else { TriggerResult::Fails },
         stage: diagnosis.as_ref().and_then(|d| d.error.as_ref()).map(|e| e.stage),
         cause,
+        findings: diagnosis
+            .as_ref()
+            .map(|d| d.findings.iter().map(|f| f.code.clone()).collect())
+            .unwrap_or_default(),
         traffic,
     };
     rec.failures.extend(crate::verdict::compare(&plan.expectation, &observed));

@@ -102,6 +102,9 @@ pub struct Observed {
     pub stage: Option<Stage>,
     /// Code of `portwhy`'s first conflict finding (its first finding when none is a conflict).
     pub cause: Option<String>,
+    /// Codes of every finding, in order.
+    #[serde(default)]
+    pub findings: Vec<String>,
     pub traffic: Vec<TrafficObservation>,
 }
 

@@ -23,7 +23,11 @@ pub fn classify(reply: &str) -> Answerer {
     let r = reply.trim();
     if r.is_empty() {
         Answerer::Nothing
-    } else if r.lines().any(|l| l.trim_start().starts_with("container ")) {
+    } else if r.lines().any(|l| {
+        let l = l.trim_start();
+        // Containers that cannot run busybox nc (UDP) run portholder named `container-...`.
+        l.starts_with("container ") || l.starts_with("portholder container")
+    }) {
         Answerer::Container
     } else {
         // portholder, or any other host service (systemd-resolved answers DNS in binary).
@@ -44,9 +48,14 @@ pub async fn host_ip(env: &Environment) -> Result<IpAddr, String> {
 }
 
 fn nc_line(addr: &str, port: u16, proto: Proto) -> String {
-    let udp = if proto == Proto::Udp { "-u " } else { "" };
-    // `-w 2` closes after two idle seconds; `timeout` bounds a UDP probe that nobody answers.
-    format!("echo probe | timeout 4 busybox nc {udp}-w 2 {addr} {port} 2>&1; true")
+    match proto {
+        // busybox nc has no UDP mode; bash's /dev/udp sends one datagram and reads one reply line.
+        Proto::Udp => format!(
+            "timeout 3 bash -c 'exec 3<>/dev/udp/{addr}/{port}; echo probe >&3; head -n1 <&3' 2>&1; true"
+        ),
+        // `-w 2` closes after two idle seconds; `timeout` bounds a server that never closes.
+        _ => format!("echo probe | timeout 4 busybox nc -w 2 {addr} {port} 2>&1; true"),
+    }
 }
 
 /// Probe `port` from `from`; returns who answered and the raw reply (or why nothing did).
@@ -140,6 +149,7 @@ mod tests {
     fn replies_classify_by_self_identification() {
         assert_eq!(classify("container web\n"), Answerer::Container);
         assert_eq!(classify("portholder h1 pid=12"), Answerer::HostProcess);
+        assert_eq!(classify("portholder container-dns pid=1"), Answerer::Container);
         assert_eq!(classify("  \n"), Answerer::Nothing);
         assert_eq!(strip_nc_noise("nc: can't connect to remote host (127.0.0.1): Connection refused"), "");
     }

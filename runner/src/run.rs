@@ -85,8 +85,20 @@ pub async fn run(
     let portwhy_bin = snapshot.join("portwhy");
     std::fs::copy(&cfg.portwhy_bin, &portwhy_bin)
         .map_err(|e| RunError::Internal(format!("copying {}: {e}", cfg.portwhy_bin.display())))?;
-    let _ =
-        tx.send(Event::Progress { message: format!("portwhy under test: {}", cfg.portwhy_bin.display()) });
+    // A debug build carries ~130 MB of debug info that every cell would upload; drop it from the
+    // copy when binutils' strip is there (best effort: the unstripped copy works the same).
+    let stripped = std::process::Command::new("strip")
+        .arg("--strip-debug")
+        .arg(&portwhy_bin)
+        .status()
+        .is_ok_and(|s| s.success());
+    let _ = tx.send(Event::Progress {
+        message: format!(
+            "portwhy under test: {}{}",
+            cfg.portwhy_bin.display(),
+            if stripped { " (debug info stripped from the copy)" } else { "" }
+        ),
+    });
     let engines: Vec<&EngineSpec> = plans.iter().map(|p| &p.engine).collect();
     let images =
         ensure_images(&docker, &engines, &tx).await.map_err(|e| RunError::Environment(e.to_string()))?;

@@ -225,6 +225,9 @@ pub struct ExpectSpec {
     #[serde(default)]
     pub stage: Option<Stage>,
     pub cause: Cause,
+    /// Causes that must also appear among the findings (notes such as PW011 beside PW000).
+    #[serde(default)]
+    pub also: Vec<Cause>,
     /// For silent cases: who answers on the port, from where.
     #[serde(default)]
     pub traffic: Vec<TrafficCheck>,
@@ -239,6 +242,7 @@ pub struct ExpectOverride {
     pub trigger: Option<TriggerResult>,
     pub stage: Option<Stage>,
     pub cause: Option<Cause>,
+    pub also: Option<Vec<Cause>>,
     pub traffic: Option<Vec<TrafficCheck>>,
     /// Why this engine differs (a moby issue, a measured change); shown in reports.
     pub note: Option<String>,
@@ -410,6 +414,8 @@ impl Answerer {
 pub struct Expectation {
     pub trigger: ExpectedTrigger,
     pub cause: Cause,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<Cause>,
     pub traffic: Vec<TrafficCheck>,
     /// The override's note, when one applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -472,6 +478,7 @@ impl Scenario {
         Ok(Expectation {
             trigger,
             cause: ov.cause.unwrap_or(e.cause),
+            also: ov.also.unwrap_or_else(|| e.also.clone()),
             traffic: ov.traffic.unwrap_or_else(|| e.traffic.clone()),
             note: ov.note,
         })
@@ -665,17 +672,20 @@ fn validate(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> 
             let needle = if key.is_empty() { "[expect]".to_owned() } else { label.clone() };
             invalid(&needle, format!("{label}: {m}"), "pair `trigger = \"fails\"` with a `stage`")
         })?;
-        if e.trigger == ExpectedTrigger::Succeeds && e.cause != Cause::NoConflict && e.traffic.is_empty() {
-            if !matches!(
-                e.cause,
-                Cause::SilentShare | Cause::OrphanedDnat | Cause::HairpinIsolation | Cause::StoppedContainer
-            ) {
-                return Err(invalid(
-                    "cause",
-                    format!("{label}: a trigger that succeeds cannot be blocked by {}", e.cause),
-                    "expect a silent cause (PW005, PW008, PW010, PW011) or PW000, or `trigger = \"fails\"`",
-                ));
-            }
+        let silent = matches!(
+            e.cause,
+            Cause::SilentShare | Cause::OrphanedDnat | Cause::HairpinIsolation | Cause::StoppedContainer
+        );
+        if e.trigger == ExpectedTrigger::Succeeds
+            && e.cause != Cause::NoConflict
+            && e.traffic.is_empty()
+            && !silent
+        {
+            return Err(invalid(
+                "cause",
+                format!("{label}: a trigger that succeeds cannot be blocked by {}", e.cause),
+                "expect a silent cause (PW005, PW008, PW010, PW011) or PW000, or `trigger = \"fails\"`",
+            ));
         }
         if matches!(e.cause, Cause::SilentShare | Cause::OrphanedDnat) && e.traffic.is_empty() {
             return Err(invalid(

@@ -31,6 +31,14 @@ pub fn compare(expected: &Expectation, observed: &Observed) -> Vec<String> {
         Some((code, None)) => out.push(format!("portwhy named unknown cause code `{code}`")),
         None => out.push(format!("portwhy gave no finding, expected {}", expected.cause)),
     }
+    for also in &expected.also {
+        if !observed.findings.iter().any(|c| Cause::from_code(c) == Some(*also)) {
+            out.push(format!(
+                "portwhy did not report {also} among its findings ({})",
+                observed.findings.join(", ")
+            ));
+        }
+    }
     for check in &expected.traffic {
         match observed.traffic.iter().find(|t| t.from == check.from && t.expected == check.answers) {
             Some(t) if t.answered == t.expected => {}
@@ -56,11 +64,17 @@ mod tests {
     use portwhy::port::Proto;
 
     fn expectation(trigger: ExpectedTrigger, cause: Cause) -> Expectation {
-        Expectation { trigger, cause, traffic: vec![], note: None }
+        Expectation { trigger, cause, also: vec![], traffic: vec![], note: None }
     }
 
     fn observed(trigger: TriggerResult, stage: Option<Stage>, cause: &str) -> Observed {
-        Observed { trigger, stage, cause: Some(cause.to_owned()), traffic: vec![] }
+        Observed {
+            trigger,
+            stage,
+            cause: Some(cause.to_owned()),
+            findings: vec![cause.to_owned()],
+            traffic: vec![],
+        }
     }
 
     #[test]
@@ -87,6 +101,16 @@ mod tests {
         let diffs = compare(&e, &o);
         assert!(diffs.iter().any(|d| d.contains("but it succeeded")));
         assert!(diffs.iter().any(|d| d.contains("unknown cause code `PW999`")));
+    }
+
+    #[test]
+    fn required_notes_must_be_among_the_findings() {
+        let mut e = expectation(ExpectedTrigger::Succeeds, Cause::NoConflict);
+        e.also = vec![Cause::StoppedContainer];
+        let mut o = observed(TriggerResult::Succeeds, None, "PW000");
+        assert_eq!(compare(&e, &o).len(), 1);
+        o.findings.push("PW011".into());
+        assert!(compare(&e, &o).is_empty());
     }
 
     #[test]

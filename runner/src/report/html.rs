@@ -90,9 +90,9 @@ pub fn render(results: &RunResults) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>portwhy-lab {}</title><style>{STYLE}</style></head><body>\n",
         escape(&results.run_id)
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<h1>portwhy-lab</h1><p id=\"summary\" data-pass=\"{pass}\" data-fail=\"{fail}\" data-error=\"{error}\">{} cells: {pass} passed, {fail} failed, {error} errors. Wall time {:.1} s, median cell {} ms.</p>\n",
+        "<h1>portwhy-lab</h1><p id=\"summary\" data-pass=\"{pass}\" data-fail=\"{fail}\" data-error=\"{error}\">{} cells: {pass} passed, {fail} failed, {error} errors. Wall time {:.1} s, median cell {} ms.</p>",
         cells.len(),
         results.wall_ms as f64 / 1000.0,
         median_ms(cells).unwrap_or(0)
