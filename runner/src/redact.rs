@@ -59,7 +59,8 @@ pub fn text(input: &str) -> String {
     out
 }
 
-/// The snapshot of one cell: verdict and remedy, not logs; every string redacted.
+/// The snapshot of one cell: verdict and remedy, not logs (the failure texts quote command output,
+/// so they stay in results.json); every string redacted.
 pub fn cell_view(c: &CellResult) -> Value {
     let first = c.diagnosis.as_ref().and_then(|d| d.findings.first());
     json!({
@@ -86,7 +87,6 @@ pub fn cell_view(c: &CellResult) -> Value {
             "verified": r.verified,
         })),
         "status": c.status,
-        "failures": c.failures.iter().map(|f| text(f)).collect::<Vec<_>>(),
     })
 }
 

@@ -73,7 +73,7 @@ fn engine_overrides_apply_by_version_prefix() {
     assert_eq!(old.cause, Cause::HostProcess);
     assert_eq!(new.trigger, ExpectedTrigger::Succeeds);
     assert_eq!(new.cause, Cause::SilentShare);
-    assert_eq!(new.traffic.len(), 1);
+    assert_eq!(new.traffic.len(), 2);
     assert!(new.note.as_deref().unwrap_or_default().contains("50669"));
 }
 
@@ -87,13 +87,13 @@ fn selection_names_unknown_scenarios() {
 /// (fixture, line, words the message must contain, words the fix must contain)
 const INVALID: &[(&str, usize, &str, &str)] = &[
     ("invalid-unknown-cause", 16, "unknown variant `PW042`", "one of the values"),
-    ("invalid-stage-missing", 14, "needs `stage`", "stage"),
-    ("invalid-typo-field", 17, "unknown field `cuase`", "rename the key"),
-    ("invalid-bad-port", 12, "`http` is not a port number", "fix the TOML"),
+    ("invalid-stage-missing", 13, "needs `stage`", "stage"),
+    ("invalid-typo-field", 16, "unknown field `cuase`", "rename the key"),
+    ("invalid-bad-port", 4, "`http` is not a port number", "fix the TOML"),
     ("invalid-name-mismatch", 2, "differs from the file name", "rename"),
-    ("invalid-override-stage", 19, "must not have a `stage`", "stage"),
-    ("invalid-no-name", 10, "does not name its container", "--name"),
-    ("invalid-silent-without-traffic", 16, "PW008 is silent", "[[expect.traffic]]"),
+    ("invalid-override-stage", 18, "must not have a `stage`", "stage"),
+    ("invalid-no-name", 11, "does not name its container", "--name"),
+    ("invalid-silent-without-traffic", 15, "PW008 is silent", "[[expect.traffic]]"),
     ("invalid-toml-syntax", 3, "", "fix the TOML"),
 ];
 
