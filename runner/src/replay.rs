@@ -75,6 +75,10 @@ pub fn skeleton(ev: &Evidence, name: &str) -> String {
         faults.push_str("\n# systemd-resolved runs on this host\n[[faults]]\nkind = \"systemd-resolved\"\n");
     }
     for c in ev.containers() {
+        // A created container whose start failed is the user's own failed attempt, not a holder.
+        if c.state == ContainerState::Created && c.error.as_deref().is_some_and(|e| !e.is_empty()) {
+            continue;
+        }
         let Some(b) = c.requested.iter().find(|b| b.host_port == port && b.proto == q.proto) else {
             continue;
         };
@@ -115,6 +119,8 @@ pub fn skeleton(ev: &Evidence, name: &str) -> String {
     }
     let engine = ev.docker.as_ref().map(|d| d.version.as_str()).unwrap_or("unknown");
     let rootless = ev.docker.as_ref().is_some_and(|d| d.rootless);
+    // IPv6 listeners (and `::1` probes) need IPv6 back on in the environment.
+    let ipv6 = ev.listeners().iter().any(|l| l.addr.is_ipv6()) || q.host_ip.is_some_and(|ip| ip.is_ipv6());
     let publish = match (q.host_ip, q.proto) {
         (Some(ip @ IpAddr::V6(_)), p) => format!("[{ip}]:{port}:{port}/{}", proto(p)),
         (Some(ip), p) => format!("{ip}:{port}:{port}/{}", proto(p)),
@@ -128,7 +134,7 @@ pub fn skeleton(ev: &Evidence, name: &str) -> String {
          # engines did; the expectation below is a starting guess.\n\
          schema_version = 1\nname = \"{name}\"\ntitle = \"Replayed: port {q}\"\nport = \"{q}\"\n\n\
          [seed_claim]\nsource = \"portwhy\"\nclaim = \"A conflict reported from a real host, replayed from its evidence bundle.\"\n\n\
-         [environment]\nrootless = {rootless}\n{faults}\n\
+         [environment]\nrootless = {rootless}\nipv6 = {ipv6}\n{faults}\n\
          [trigger]\nrun = [\"docker\", \"run\", \"-d\", \"--name\", \"web\", \"-p\", \"{publish}\", \"busybox\", \"sh\", \"-c\", \"while :; do echo container web | nc -l -p {port}; done\"]\n\n\
          [expect]\ntrigger = \"fails\"\nstage = \"host-bind\"\ncause = \"PW001\"\n"
     );

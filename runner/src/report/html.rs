@@ -6,11 +6,13 @@ use std::fmt::Write as _;
 use crate::outcome::{median_ms, CellResult, RunResults, Status};
 use crate::report::junit::escape;
 use crate::report::{axes, counts, find};
+use crate::scenario::ExpectedTrigger;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}\
 table{border-collapse:collapse}th,td{border:1px solid #bbb;padding:.3rem .5rem;vertical-align:top}\
 td.pass{background:#d8f3dc}td.fail{background:#ffd6d6}td.error{background:#ffe8b3}td.none{background:#eee}\
-details>summary{cursor:pointer;font-weight:600}pre{white-space:pre-wrap;max-width:40rem;font-size:.85rem}\
+td[data-cell]{min-width:11rem;max-width:20rem}details>summary{cursor:pointer;font-weight:600}\
+details .body{max-height:18rem;overflow:auto;font-size:.8rem}pre{white-space:pre-wrap;font-size:.8rem}\
 .claim{max-width:30rem}";
 
 fn cell_html(out: &mut String, c: &CellResult) {
@@ -25,8 +27,20 @@ fn cell_html(out: &mut String, c: &CellResult) {
         status.to_uppercase(),
         escape(cause)
     );
-    let _ =
-        write!(out, "<p>expected: {}</p>", escape(&serde_json::to_string(&c.expected).unwrap_or_default()));
+    out.push_str("<div class=\"body\">");
+    let e = &c.expected;
+    let trigger = match e.trigger {
+        ExpectedTrigger::Fails { stage } => format!("fails at {}", stage.as_str()),
+        ExpectedTrigger::Succeeds => "succeeds".to_owned(),
+    };
+    let traffic: Vec<String> =
+        e.traffic.iter().map(|t| format!("{} → {}", t.from.as_str(), t.answers.as_str())).collect();
+    let _ = write!(
+        out,
+        "<p>expected: trigger {trigger}, {}{}</p>",
+        e.cause,
+        if traffic.is_empty() { String::new() } else { format!("; traffic {}", traffic.join(", ")) }
+    );
     if !c.failures.is_empty() {
         out.push_str("<ul class=\"failures\">");
         for f in &c.failures {
@@ -77,7 +91,7 @@ fn cell_html(out: &mut String, c: &CellResult) {
             escape(&r.detail)
         );
     }
-    let _ = write!(out, "<p>{} ms</p></details></td>", c.duration_ms);
+    let _ = write!(out, "<p>{} ms</p></div></details></td>", c.duration_ms);
 }
 
 pub fn render(results: &RunResults) -> String {
