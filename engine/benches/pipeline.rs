@@ -164,7 +164,7 @@ fn run(cfg: &Config, load: &mut Load) -> Result<bool> {
     }
     let observed = Observed::read()?;
 
-    eprintln!("warming up ...");
+    eprintln!("warming up (load average {}) ...", loadavg());
     run_portwhy(&portwhy, cfg.port)?;
     run_pipeline()?;
 
@@ -183,11 +183,66 @@ fn run(cfg: &Config, load: &mut Load) -> Result<bool> {
     }
     eprintln!();
 
+    let stages = stage_breakdown(cfg.port, cfg.reps.min(5))?;
+
     let (pw_med, pipe_med) = (median(&mut pw), median(&mut pipe));
     let ratio = pipe_med.as_secs_f64() / pw_med.as_secs_f64();
     let target = cfg.require_ratio.unwrap_or(10.0);
     print_table(cfg, &observed, &pw, &pipe, pw_med, pipe_med, ratio, peak_kib, &verdict, target);
+    println!();
+    println!(
+        "where portwhy's time goes (the same collectors called in-process, median of {}):",
+        cfg.reps.min(5)
+    );
+    for (stage, d) in stages {
+        println!("  {:<58} {:>10}", stage, ms(d));
+    }
+    println!("the pipeline's commands on their own (median of {}):", cfg.reps.min(5));
+    for command in PIPELINE.split("; ") {
+        let mut runs = (0..cfg.reps.min(5)).map(|_| time_shell(command)).collect::<Result<Vec<_>>>()?;
+        println!("  {:<58} {:>10}", command, ms(median(&mut runs)));
+    }
+    println!("load average during the run: {}", loadavg());
     Ok(cfg.require_ratio.is_none_or(|r| ratio >= r))
+}
+
+/// Time each collector of `portwhy PORT` on its own, so a slow run says which part to look at.
+fn stage_breakdown(port: u16, reps: usize) -> Result<Vec<(&'static str, Duration)>> {
+    use portwhy::collect::{docker, firewall, host, sockets};
+    let proc_root = Path::new("/proc");
+    let mut stages: Vec<(&'static str, Vec<Duration>)> = vec![
+        ("sockets: sock_diag listing of the port", Vec::new()),
+        ("sockets: owners (/proc/*/fd walk)", Vec::new()),
+        ("docker: engine API (version, containers, networks, proxies)", Vec::new()),
+        ("firewall: NAT rules of every backend", Vec::new()),
+        ("host: kernel, resolver, conntrack", Vec::new()),
+    ];
+    for _ in 0..reps.max(1) {
+        check_interrupt()?;
+        let t = Instant::now();
+        let mut listeners = sockets::list(sockets::SocketTable::Netlink, proc_root, Some(port), None)
+            .map_err(anyhow::Error::msg)?;
+        stages[0].1.push(t.elapsed());
+        let t = Instant::now();
+        sockets::resolve_owners(proc_root, &mut listeners).map_err(anyhow::Error::msg)?;
+        stages[1].1.push(t.elapsed());
+        let t = Instant::now();
+        docker::collect(None, proc_root).map_err(anyhow::Error::msg)?;
+        stages[2].1.push(t.elapsed());
+        let t = Instant::now();
+        let _ = firewall::collect(proc_root, port);
+        stages[3].1.push(t.elapsed());
+        let t = Instant::now();
+        host::collect(proc_root).map_err(anyhow::Error::msg)?;
+        stages[4].1.push(t.elapsed());
+    }
+    Ok(stages.into_iter().map(|(name, mut d)| (name, median(&mut d))).collect())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn portwhy_binary() -> Result<PathBuf> {
@@ -409,9 +464,15 @@ fn run_portwhy(bin: &Path, port: u16) -> Result<PortwhyRun> {
 }
 
 fn run_pipeline() -> Result<Duration> {
+    time_shell(PIPELINE)
+}
+
+/// Wall time of `sh -c script`, its output read and discarded as a terminal would.
+fn time_shell(script: &str) -> Result<Duration> {
+    check_interrupt()?;
     let start = Instant::now();
     let mut child =
-        Command::new("sh").args(["-c", PIPELINE]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+        Command::new("sh").args(["-c", script]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
     let mut out = Vec::new();
     child.stdout.take().context("pipeline stdout")?.read_to_end(&mut out)?;
     child.wait()?;
