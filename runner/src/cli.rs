@@ -279,6 +279,7 @@ pub async fn main(cli: Cli) -> Result<(), LabError> {
         Command::Repro { scenario: name, engine, backend, privileged } => {
             let scenarios = scenario::select(&paths.scenarios(), &[name])
                 .map_err(|e| LabError::BadInput(e.to_string()))?;
+            let query = scenarios.first().map(|s| s.port.to_string()).unwrap_or_default();
             let catalog = engines(paths)?;
             let sel = Selection { engines: vec![engine], backends: vec![backend], shard: None };
             let mut plans =
@@ -296,7 +297,7 @@ pub async fn main(cli: Cli) -> Result<(), LabError> {
                 .map_err(|e| LabError::Unavailable(e.to_string()))?;
             for k in kept {
                 if let Some(name) = k.env_name {
-                    println!("\nThe environment is up, faults in place (run {run_id}). Enter it with:\n  docker exec -it {name} sh\nInside: docker ps -a; ss -ltnup; portwhy diagnose {} --json\nRemove it with: portwhy-lab down", k.result.trigger.command.split_whitespace().find(|w| w.contains(':')).unwrap_or("PORT"));
+                    println!("\nThe environment is up, faults in place (run {run_id}). Enter it with:\n  docker exec -it {name} sh\nInside: docker ps -a; ss -ltnup; portwhy diagnose {} --json\nRemove it with: portwhy-lab down", query);
                 }
             }
             Ok(())
