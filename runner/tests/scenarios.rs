@@ -118,3 +118,35 @@ fn invalid_fixtures_fail_with_file_line_and_fix() {
         assert!(got_fix.contains(fix), "{name}: fix `{got_fix}` lacks `{fix}`");
     }
 }
+
+#[test]
+fn shards_partition_the_matrix() {
+    use portwhy_lab::matrix::{self, Selection};
+    let scenarios: Vec<_> =
+        scenario::load_dir(&repo().join("scenarios")).unwrap().into_iter().map(|(_, s)| s).collect();
+    let engines = portwhy_harness::load_catalog(&repo().join("engines.toml")).unwrap();
+    let all = matrix::plan(&scenarios, &engines, &Selection::default()).unwrap();
+    // Rootless runs on 28 with nft only; every other scenario on every engine and both backends.
+    let rootless = scenarios.iter().filter(|s| s.environment.rootless).count();
+    assert_eq!(all.len(), (scenarios.len() - rootless) * engines.len() * 2 + rootless);
+    let mut seen = Vec::new();
+    for i in 1..=3 {
+        let shard =
+            matrix::plan(&scenarios, &engines, &Selection { shard: Some((i, 3)), ..Selection::default() })
+                .unwrap();
+        seen.extend(shard.iter().map(|c| c.id()));
+    }
+    seen.sort();
+    let mut ids: Vec<_> = all.iter().map(|c| c.id()).collect();
+    ids.sort();
+    assert_eq!(seen, ids, "the three shards together hold every cell exactly once");
+    let only = matrix::plan(
+        &scenarios,
+        &engines,
+        &Selection { engines: vec!["28".into()], backends: vec![scenario::BackendName::Legacy], shard: None },
+    )
+    .unwrap();
+    assert!(only
+        .iter()
+        .all(|c| c.engine.version.starts_with("28.") && c.backend == scenario::BackendName::Legacy));
+}
