@@ -9,7 +9,10 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, PortMap};
+use bollard::models::{
+    ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary, ContainerSummaryStateEnum, PortMap,
+    PortSummaryTypeEnum,
+};
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 use futures_util::stream::{self, StreamExt};
@@ -68,8 +71,18 @@ async fn query_engine(docker_host: Option<&str>) -> Result<DockerState, String> 
         .list_containers(Some(ListContainersOptionsBuilder::default().all(true).build()))
         .await
         .map_err(|e| format!("listing containers failed: {e}"))?;
-    let ids: Vec<String> = summaries.into_iter().filter_map(|c| c.id).collect();
-    let inspected: Vec<ContainerInspectResponse> = stream::iter(ids)
+    // The list already carries what a running container holds (state, bound ports, addresses,
+    // labels). Only the others need an inspect: their requested bindings and `State.Error` are not
+    // in the list, and a restarting container's restart policy explains why it keeps its port.
+    let mut containers = Vec::new();
+    let mut to_inspect = Vec::new();
+    for summary in summaries {
+        match container_from_summary(&summary) {
+            Some(c) => containers.push(c),
+            None => to_inspect.extend(summary.id),
+        }
+    }
+    let inspected: Vec<ContainerInspectResponse> = stream::iter(to_inspect)
         .map(|id| {
             let docker = docker.clone();
             async move { docker.inspect_container(&id, None).await.ok() }
@@ -78,6 +91,8 @@ async fn query_engine(docker_host: Option<&str>) -> Result<DockerState, String> 
         .filter_map(|c| async move { c })
         .collect()
         .await;
+    containers.extend(inspected.into_iter().filter_map(container_from));
+    containers.sort_by(|a, b| a.name.cmp(&b.name));
     let networks = docker.list_networks(None).await.map_err(|e| format!("listing networks failed: {e}"))?;
 
     let security = info.security_options.unwrap_or_default();
@@ -87,7 +102,7 @@ async fn query_engine(docker_host: Option<&str>) -> Result<DockerState, String> 
         rootless: security.iter().any(|s| s.contains("name=rootless")),
         firewall_backend: info.firewall_backend.and_then(|f| f.driver),
         operating_system: info.operating_system.unwrap_or_default(),
-        containers: inspected.into_iter().filter_map(container_from).collect(),
+        containers,
         proxies: Vec::new(),
         rootlesskit_pid: None,
         networks: networks
@@ -114,6 +129,67 @@ async fn query_engine(docker_host: Option<&str>) -> Result<DockerState, String> 
                     bridge,
                 }
             })
+            .collect(),
+    })
+}
+
+/// A running or paused container straight from the list endpoint; `None` asks for an inspect.
+fn container_from_summary(c: &ContainerSummary) -> Option<Container> {
+    let state = match c.state? {
+        ContainerSummaryStateEnum::RUNNING => ContainerState::Running,
+        ContainerSummaryStateEnum::PAUSED => ContainerState::Paused,
+        _ => return None,
+    };
+    let labels: BTreeMap<String, String> = c.labels.clone().unwrap_or_default().into_iter().collect();
+    let actual: Vec<PortBinding> = {
+        let mut v: Vec<PortBinding> = c
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| {
+                let host_port = p.public_port?;
+                let proto = match p.typ {
+                    Some(PortSummaryTypeEnum::UDP) => Proto::Udp,
+                    Some(PortSummaryTypeEnum::SCTP) => Proto::Sctp,
+                    _ => Proto::Tcp,
+                };
+                let host_ip = p.ip.as_deref().filter(|s| !s.is_empty()).and_then(|s| s.parse().ok());
+                Some(PortBinding { host_ip, host_port, container_port: p.private_port, proto })
+            })
+            .collect();
+        v.sort_by_key(|b| (b.host_port, b.proto, b.host_ip));
+        v
+    };
+    let addresses = c
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref())
+        .map(|nets| {
+            nets.iter()
+                .filter_map(|(name, ep)| {
+                    let ip = ep.ip_address.as_deref().filter(|s| !s.is_empty())?.parse::<IpAddr>().ok()?;
+                    Some((name.clone(), ip))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Container {
+        id: c.id.clone()?,
+        name: c.names.as_ref()?.first()?.trim_start_matches('/').to_owned(),
+        image: c.image.clone().unwrap_or_default(),
+        state,
+        error: None,
+        network_mode: c.host_config.as_ref().and_then(|h| h.network_mode.clone()).unwrap_or_default(),
+        compose_project: labels.get("com.docker.compose.project").cloned(),
+        compose_service: labels.get("com.docker.compose.service").cloned(),
+        restart_policy: None,
+        // A running container holds what it was given; the list does not repeat the request.
+        requested: actual.clone(),
+        actual,
+        addresses,
+        labels: labels
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("com.docker.compose.") || k.starts_with("io.portwhy."))
             .collect(),
     })
 }
@@ -227,4 +303,3 @@ fn scan_processes(proc_root: &Path) -> (Vec<ProxyProcess>, Option<u32>) {
     proxies.sort_by_key(|p| p.pid);
     (proxies, rootlesskit)
 }
-

@@ -46,22 +46,29 @@ impl EvidenceSource for LiveHost {
     fn gather(&self, query: &PortQuery) -> Evidence {
         let o = &self.options;
         let mut ev = Evidence::new(query.clone());
-        match sockets::collect(&o.proc_root, query.port) {
+        // The sources are independent and each waits on something else (the kernel's /proc, the
+        // daemon's API, iptables/nft child processes): read them side by side.
+        let (sockets, docker, (fw, fw_unavailable), host) = std::thread::scope(|s| {
+            let sockets = s.spawn(|| sockets::collect(&o.proc_root, query.port));
+            let docker =
+                s.spawn(|| (!o.skip_docker).then(|| docker::collect(o.docker_host.as_deref(), &o.proc_root)));
+            let firewall = s.spawn(|| firewall::collect(&o.proc_root, query.port));
+            let host = host::collect(&o.proc_root);
+            let join = "a collector thread panicked";
+            (sockets.join().expect(join), docker.join().expect(join), firewall.join().expect(join), host)
+        });
+        match sockets {
             Ok(s) => ev.sockets = Some(s),
             Err(e) => ev.mark_unavailable("sockets", e),
         }
-        if o.skip_docker {
-            ev.mark_unavailable("docker", "skipped (--no-docker)");
-        } else {
-            match docker::collect(o.docker_host.as_deref(), &o.proc_root) {
-                Ok(d) => ev.docker = Some(d),
-                Err(e) => ev.mark_unavailable("docker", e),
-            }
+        match docker {
+            None => ev.mark_unavailable("docker", "skipped (--no-docker)"),
+            Some(Ok(d)) => ev.docker = Some(d),
+            Some(Err(e)) => ev.mark_unavailable("docker", e),
         }
-        let (fw, fw_unavailable) = firewall::collect(&o.proc_root, query.port);
         ev.firewall = Some(fw);
         ev.unavailable.extend(fw_unavailable);
-        match host::collect(&o.proc_root) {
+        match host {
             Ok(h) => ev.host = Some(h),
             Err(e) => ev.mark_unavailable("host", e),
         }
