@@ -133,7 +133,10 @@ fn explain_prints_fixed_headings_and_rejects_unknown_codes() {
     }
     let list = portwhy(&["explain", "--list"]);
     let text = String::from_utf8_lossy(&list.stdout);
-    assert_eq!(text.lines().count(), portwhy::rules::all().len());
+    assert_eq!(text.lines().count(), portwhy::rules::all().len() + portwhy::lint::rule_docs().len());
+    let o = portwhy(&["explain", "PWL002"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("What it detects"));
     let o = portwhy(&["explain", "PW999"]);
     assert_eq!(o.status.code(), Some(2));
 }
