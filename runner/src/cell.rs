@@ -194,6 +194,12 @@ async fn drive(
         .map(|f| f.code.clone());
     let _ = tx.send(Event::Diagnosed { cell: id.clone(), cause: cause.clone() });
 
+    if exit_code == 0 && !plan.expectation.traffic.is_empty() {
+        // A "nothing answered" only means something once the container itself answers.
+        let name = s.trigger.container_name().unwrap_or("web");
+        let cport = remedy::container_port_of(&argv).unwrap_or(80);
+        container_ready(env, name, cport, s.port.proto).await?;
+    }
     let mut traffic = Vec::new();
     for check in &plan.expectation.traffic {
         let port = check.port.unwrap_or(s.port.port);
@@ -267,6 +273,31 @@ async fn diagnose(env: &Environment, query: &str, error: Option<&str>) -> Result
             out.stderr.trim()
         )
     })
+}
+
+/// Wait (at most ~5 s) until the trigger's container answers on its own address, so a probe that
+/// gets nothing through the published port shows a routing fault, not a slow start.
+async fn container_ready(env: &Environment, name: &str, port: u16, proto: Proto) -> Result<(), String> {
+    let ip = env
+        .exec(&["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", name])
+        .await
+        .map_err(|e| e.to_string())?
+        .stdout
+        .split_whitespace()
+        .next()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("container {name} has no address"))?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (who, reply) = probe::probe_address(env, &ip, proto, port).await;
+        if who == Answerer::Container {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("container {name} never answered on {ip}:{port}/{proto} ({reply})"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Probe until the answer matches (servers in fresh containers take a moment to listen), at most ~3 s.

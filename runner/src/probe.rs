@@ -89,6 +89,14 @@ pub async fn probe(env: &Environment, from: TrafficSource, proto: Proto, port: u
     }
 }
 
+/// Probe `addr:port` from inside the environment (e.g. a container's own address).
+pub async fn probe_address(env: &Environment, addr: &str, proto: Proto, port: u16) -> (Answerer, String) {
+    match in_env(env, &nc_line(addr, port, proto)).await {
+        Ok(r) => (classify(&strip_nc_noise(&r)), r.trim().to_owned()),
+        Err(e) => (Answerer::Nothing, e),
+    }
+}
+
 /// busybox nc prints connection errors on stderr (merged here); they mean nobody answered.
 fn strip_nc_noise(reply: &str) -> String {
     reply

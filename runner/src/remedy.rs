@@ -164,6 +164,11 @@ pub fn with_host_port(trigger: &[String], port: u16) -> Vec<String> {
     replace_publish(trigger, &[new])
 }
 
+/// The container port of the trigger's first publish (`8080:80/udp` → 80).
+pub fn container_port_of(trigger: &[String]) -> Option<u16> {
+    first_publish(trigger).and_then(|p| container_port(&p)).and_then(|p| p.parse().ok())
+}
+
 /// The host port a trigger publishes (for probes after a remedy moved it).
 pub fn host_port(trigger: &[String]) -> Option<u16> {
     let spec = first_publish(trigger)?;
