@@ -197,20 +197,47 @@ pub fn resolve_owners(proc_root: &Path, listeners: &mut [Listener]) -> Result<()
         return Ok(());
     }
     let dir = fs::read_dir(proc_root).map_err(|e| unreadable(proc_root, e))?;
+    let pids: Vec<u32> = dir.flatten().filter_map(|e| pid_of(e.file_name().as_bytes())).collect();
     // pid → inodes it holds; a BTreeMap keeps owners in pid order.
     let mut holders: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    let mut unowned: std::collections::HashSet<u64> = by_inode.keys().copied().collect();
     let mut fd_path = proc_root.to_path_buf();
-    for entry in dir.flatten() {
-        let Some(pid) = pid_of(entry.file_name().as_bytes()) else { continue };
-        fd_path.push(entry.file_name());
-        fd_path.push("fd");
-        each_socket_inode(&fd_path, |inode| {
-            if by_inode.contains_key(&inode) {
-                holders.entry(pid).or_default().push(inode);
-            }
-        });
-        fd_path.pop();
-        fd_path.pop();
+    let mut walk =
+        |pid: u32, holders: &mut BTreeMap<u32, Vec<u64>>, unowned: &mut std::collections::HashSet<u64>| {
+            fd_path.push(pid.to_string());
+            fd_path.push("fd");
+            each_socket_inode(&fd_path, |inode| {
+                if by_inode.contains_key(&inode) {
+                    holders.entry(pid).or_default().push(inode);
+                    unowned.remove(&inode);
+                }
+            });
+            fd_path.pop();
+            fd_path.pop();
+        };
+    // Walking every descriptor of every process is the whole cost of owner resolution (~30,000
+    // links on a busy host). Published ports are mostly held by Docker's own processes, whose
+    // `comm` is cheap to read: walk those first, then everyone else in pid order, and stop once
+    // every socket has an owner. The price: processes that share a socket by fork beyond the
+    // first one found are not listed.
+    let docker_side: Vec<u32> = pids
+        .iter()
+        .copied()
+        .filter(|pid| {
+            fs::read(proc_root.join(pid.to_string()).join("comm"))
+                .is_ok_and(|c| matches!(c.trim_ascii_end(), b"docker-proxy" | b"rootlesskit" | b"dockerd"))
+        })
+        .collect();
+    for &pid in &docker_side {
+        walk(pid, &mut holders, &mut unowned);
+    }
+    for &pid in &pids {
+        if unowned.is_empty() {
+            break;
+        }
+        if !docker_side.contains(&pid) {
+            walk(pid, &mut holders, &mut unowned);
+        }
     }
     for (pid, mut inodes) in holders {
         // dup() and fork leave several descriptors on one socket: count the process once.
