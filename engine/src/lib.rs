@@ -4,7 +4,9 @@
 //! (`rules::diagnose`). Collectors in `collect` read a live host and fail soft; everything else is
 //! parsers, rules and renderers.
 
+pub mod cli;
 pub mod collect;
+pub mod commands;
 pub mod diagnosis;
 pub mod evidence;
 pub mod lint;
@@ -15,5 +17,3 @@ pub mod remedy;
 pub mod report;
 pub mod rules;
 pub mod suggest;
-pub mod cli;
-pub mod commands;
