@@ -65,12 +65,18 @@ async fn query_engine(docker_host: Option<&str>) -> Result<DockerState, String> 
     // Older engines (20.10 speaks API 1.41) refuse a newer client version; negotiate down.
     let docker =
         docker.negotiate_version().await.map_err(|e| unreachable_reason(docker_host, &e.to_string()))?;
-    let version = docker.version().await.map_err(|e| unreachable_reason(docker_host, &e.to_string()))?;
-    let info = docker.info().await.map_err(|e| format!("docker info failed: {e}"))?;
-    let summaries = docker
-        .list_containers(Some(ListContainersOptionsBuilder::default().all(true).build()))
-        .await
-        .map_err(|e| format!("listing containers failed: {e}"))?;
+    // Independent requests: one round trip of latency instead of four.
+    let list_options = ListContainersOptionsBuilder::default().all(true).build();
+    let (version, info, summaries, networks) = tokio::join!(
+        docker.version(),
+        docker.info(),
+        docker.list_containers(Some(list_options)),
+        docker.list_networks(None)
+    );
+    let version = version.map_err(|e| unreachable_reason(docker_host, &e.to_string()))?;
+    let info = info.map_err(|e| format!("docker info failed: {e}"))?;
+    let summaries = summaries.map_err(|e| format!("listing containers failed: {e}"))?;
+    let networks = networks.map_err(|e| format!("listing networks failed: {e}"))?;
     // The list already carries what a running container holds (state, bound ports, addresses,
     // labels). Only the others need an inspect: their requested bindings and `State.Error` are not
     // in the list, and a restarting container's restart policy explains why it keeps its port.
@@ -93,7 +99,6 @@ async fn query_engine(docker_host: Option<&str>) -> Result<DockerState, String> 
         .await;
     containers.extend(inspected.into_iter().filter_map(container_from));
     containers.sort_by(|a, b| a.name.cmp(&b.name));
-    let networks = docker.list_networks(None).await.map_err(|e| format!("listing networks failed: {e}"))?;
 
     let security = info.security_options.unwrap_or_default();
     Ok(DockerState {
