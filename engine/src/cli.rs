@@ -93,6 +93,10 @@ struct DiagnoseArgs {
     /// Collect nothing: classify the error text alone (no Docker, no root needed).
     #[arg(long)]
     offline: bool,
+    /// The container being published: it is the subject, never blamed as the holder (use it
+    /// after a publish that succeeded but whose traffic goes elsewhere).
+    #[arg(long, value_name = "NAME")]
+    container: Option<String>,
     /// Replay a bundle written by `portwhy collect` instead of reading this host.
     #[arg(long, value_name = "FILE", conflicts_with = "offline")]
     evidence: Option<PathBuf>,
@@ -251,7 +255,7 @@ fn diagnose(args: &DiagnoseArgs, out: &mut dyn Write) -> Result<ExitCode, Failur
             evidence.query = q;
         }
     }
-    let diagnosis = rules::diagnose(&evidence, error.as_ref());
+    let diagnosis = rules::diagnose_for(&evidence, error.as_ref(), args.container.as_deref());
     if args.json {
         write_out(out, &serde_json::to_string_pretty(&diagnosis).map_err(internal)?)?;
     } else {

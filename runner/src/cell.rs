@@ -167,7 +167,7 @@ async fn drive(
     }
     let query = s.port.to_string();
     let mut diagnosis = match s.diagnose {
-        DiagnoseWhen::BeforeTrigger => Some(diagnose(env, &query, None).await),
+        DiagnoseWhen::BeforeTrigger => Some(diagnose(env, &query, None, None).await),
         DiagnoseWhen::AfterTrigger => None,
     };
     let argv: Vec<String> = s.trigger.run.iter().map(|a| a.replace("{host_ip}", &host_ip)).collect();
@@ -176,7 +176,10 @@ async fn drive(
     let _ = tx.send(Event::Triggered { cell: id.clone(), exit_code, error: error.clone() });
     if diagnosis.is_none() {
         let text = (exit_code != 0 && !error.trim().is_empty()).then_some(error.as_str());
-        diagnosis = Some(diagnose(env, &query, text).await);
+        // After a publish that succeeded, the triggered container holds the port itself: name it
+        // as the subject so portwhy explains where its traffic goes instead of blaming it.
+        let subject = (exit_code == 0).then(|| s.trigger.container_name()).flatten();
+        diagnosis = Some(diagnose(env, &query, text, subject).await);
     }
     let diagnosis = match diagnosis {
         Some(Ok(d)) => Some(d),
@@ -254,11 +257,19 @@ async fn trigger(env: &Environment, argv: &[String]) -> Result<(i64, String), St
     Ok((out.exit_code, out.stderr.trim().to_owned()))
 }
 
-/// `portwhy diagnose QUERY [--error TEXT] --json` inside the environment.
-async fn diagnose(env: &Environment, query: &str, error: Option<&str>) -> Result<Diagnosis, String> {
+/// `portwhy diagnose QUERY [--error TEXT] [--container NAME] --json` inside the environment.
+async fn diagnose(
+    env: &Environment,
+    query: &str,
+    error: Option<&str>,
+    subject: Option<&str>,
+) -> Result<Diagnosis, String> {
     let mut argv = vec![PORTWHY_IN_ENV, "diagnose", query, "--json"];
     if let Some(e) = error {
         argv.extend(["--error", e]);
+    }
+    if let Some(c) = subject {
+        argv.extend(["--container", c]);
     }
     let out = env.exec(&argv).await.map_err(|e| format!("running portwhy: {e}"))?;
     // 0 no conflict, 1 conflict, 3 inconclusive: all print a diagnosis. 2 and 4 are failures.

@@ -39,7 +39,10 @@ impl Rule for HostProcess {
                 continue;
             }
             // A host-network container's process is reported as that container (PW002).
-            if l.owners.iter().any(|p| p.container_id.is_some()) {
+            // Only ids of this engine's containers count: inside Docker-in-Docker, or under another
+            // engine, every process's cgroup names some outer container.
+            let known = |id: &String| cx.evidence.containers().iter().any(|c| &c.id == id);
+            if l.owners.iter().any(|p| p.container_id.as_ref().is_some_and(known)) {
                 continue;
             }
             let mut evidence =

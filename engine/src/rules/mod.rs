@@ -16,6 +16,9 @@ pub const NO_CONFLICT_CODE: &str = "PW000";
 pub struct Context<'a> {
     pub evidence: &'a Evidence,
     pub error: Option<&'a DaemonError>,
+    /// The container the user is publishing (`--container`, or the one the error text names):
+    /// it is the subject of the question, never reported as the holder.
+    pub subject: Option<&'a str>,
 }
 
 /// Fixed-heading documentation of a rule, printed by `portwhy explain CODE`.
@@ -89,7 +92,13 @@ pub fn find(code: &str) -> Option<&'static dyn Rule> {
 
 /// Run every rule and assemble the verdict.
 pub fn diagnose(evidence: &Evidence, error: Option<&DaemonError>) -> Diagnosis {
-    let cx = Context { evidence, error };
+    diagnose_for(evidence, error, None)
+}
+
+/// The same, for a publish of a named container: after a publish that succeeded, that container
+/// holds the port itself, and the question is why its traffic goes elsewhere.
+pub fn diagnose_for(evidence: &Evidence, error: Option<&DaemonError>, subject: Option<&str>) -> Diagnosis {
+    let cx = Context { evidence, error, subject };
     let mut findings: Vec<Finding> = all().iter().flat_map(|r| r.check(&cx)).collect();
     if let Some(none) = no_conflict::verdict(&cx, &findings) {
         findings.push(none);
@@ -168,7 +177,7 @@ impl Context<'_> {
 
     /// The container named in the error text (the one whose publish failed), if known.
     pub fn failed_container(&self) -> Option<&Container> {
-        let name = self.error?.container.as_deref()?;
+        let name = self.subject.or_else(|| self.error?.container.as_deref())?;
         self.evidence.containers().iter().find(|c| c.name == name || c.id.starts_with(name))
     }
 
