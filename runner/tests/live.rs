@@ -51,8 +51,8 @@ async fn live_matrix_passes_and_matches_snapshots() {
         .filter(|c| c.status != Status::Pass)
         .map(|c| format!("{}: {}", c.id(), c.failures.join("; ")))
         .collect();
-    for c in &results.cells {
-        common::assert_cell_snapshot(c);
-    }
+    // Check the snapshots first but report failed cells before snapshot differences.
+    let snapshots = std::panic::catch_unwind(|| common::assert_all_cell_snapshots(&results.cells));
     assert!(failed.is_empty(), "{} cell(s) failed:\n{}", failed.len(), failed.join("\n"));
+    assert!(snapshots.is_ok(), "cells passed but their snapshots differ (see the diffs above)");
 }

@@ -13,7 +13,5 @@ fn every_recorded_cell_matches_its_snapshot() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results.json");
     let results = portwhy_lab::report::read_results(&path).unwrap_or_else(|e| panic!("{e}"));
     assert!(!results.cells.is_empty());
-    for c in &results.cells {
-        common::assert_cell_snapshot(c);
-    }
+    common::assert_all_cell_snapshots(&results.cells);
 }

@@ -18,3 +18,14 @@ pub fn assert_cell_snapshot(c: &CellResult) {
     settings.set_omit_expression(true);
     settings.bind(|| insta::assert_json_snapshot!(snapshot_name(c), redact::cell_view(c)));
 }
+
+/// Assert every cell's snapshot, then fail once naming every cell that differed (insta stops at the
+/// first mismatch otherwise, hiding the rest of the matrix).
+pub fn assert_all_cell_snapshots(cells: &[CellResult]) {
+    let failed: Vec<String> = cells
+        .iter()
+        .filter(|c| std::panic::catch_unwind(|| assert_cell_snapshot(c)).is_err())
+        .map(snapshot_name)
+        .collect();
+    assert!(failed.is_empty(), "{} snapshot(s) differ: {}", failed.len(), failed.join(", "));
+}
