@@ -206,7 +206,8 @@ async fn drive(
     let mut traffic = Vec::new();
     for check in &plan.expectation.traffic {
         let port = check.port.unwrap_or(s.port.port);
-        let (answered, reply) = probe_until(env, check.from, check.proto, port, check.answers).await;
+        let (answered, reply) =
+            probe_until(env, check.from, check.client.as_deref(), check.proto, port, check.answers).await;
         traffic.push(TrafficObservation { from: check.from, expected: check.answers, answered, reply });
     }
     let observed = Observed {
@@ -315,13 +316,14 @@ async fn container_ready(env: &Environment, name: &str, port: u16, proto: Proto)
 async fn probe_until(
     env: &Environment,
     from: TrafficSource,
+    client: Option<&str>,
     proto: Proto,
     port: u16,
     want: Answerer,
 ) -> (Answerer, String) {
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
-        let (got, reply) = probe::probe(env, from, proto, port).await;
+        let (got, reply) = probe::probe(env, from, client, proto, port).await;
         if got == want || Instant::now() > deadline {
             return (got, reply);
         }
@@ -409,16 +411,18 @@ async fn try_remedy(
             };
             // The addresses that matter: the default path, plus the cross-network path the scenario
             // found broken (a hairpin is only fixed when that path works).
-            let mut sources = vec![default];
+            let mut sources: Vec<(TrafficSource, Option<&str>)> = vec![(default, None)];
             for t in &plan.expectation.traffic {
-                if t.from == TrafficSource::OtherNetwork && !sources.contains(&t.from) {
-                    sources.push(t.from);
+                let source = (t.from, t.client.as_deref());
+                if t.from == TrafficSource::OtherNetwork && !sources.contains(&source) {
+                    sources.push(source);
                 }
             }
             detail.push(format!("re-trigger `{}` exited 0", new_argv.join(" ")));
             let mut all = true;
-            for from in sources {
-                let (answered, reply) = probe_until(env, from, proto, port, Answerer::Container).await;
+            for (from, client) in sources {
+                let (answered, reply) =
+                    probe_until(env, from, client, proto, port, Answerer::Container).await;
                 detail.push(format!(
                     "traffic from {} to {port}/{proto}: {} answered ({reply})",
                     from.as_str(),

@@ -59,7 +59,14 @@ fn nc_line(addr: &str, port: u16, proto: Proto) -> String {
 }
 
 /// Probe `port` from `from`; returns who answered and the raw reply (or why nothing did).
-pub async fn probe(env: &Environment, from: TrafficSource, proto: Proto, port: u16) -> (Answerer, String) {
+/// `client` (other-network only) names an existing container to probe from.
+pub async fn probe(
+    env: &Environment,
+    from: TrafficSource,
+    client: Option<&str>,
+    proto: Proto,
+    port: u16,
+) -> (Answerer, String) {
     let reply = match from {
         TrafficSource::Loopback4 => in_env(env, &nc_line("127.0.0.1", port, proto)).await,
         TrafficSource::Loopback6 => in_env(env, &nc_line("::1", port, proto)).await,
@@ -69,11 +76,16 @@ pub async fn probe(env: &Environment, from: TrafficSource, proto: Proto, port: u
         },
         TrafficSource::OtherNetwork => match host_ip(env).await {
             Ok(ip) => {
-                let udp = if proto == Proto::Udp { "-u " } else { "" };
-                let script = format!(
-                    "docker network inspect {OTHER_NETWORK} >/dev/null 2>&1 || docker network create {OTHER_NETWORK} >/dev/null; \
-                     docker run --rm --network {OTHER_NETWORK} busybox sh -c 'echo probe | timeout 4 nc {udp}-w 2 {ip} {port}' 2>&1; true"
-                );
+                // busybox nc inside containers is TCP only (UDP probes from another network are not
+                // offered by any scenario).
+                let nc = format!("echo probe | timeout 4 nc -w 2 {ip} {port}");
+                let script = match client {
+                    Some(c) => format!("docker exec {c} sh -c '{nc}' 2>&1; true"),
+                    None => format!(
+                        "docker network inspect {OTHER_NETWORK} >/dev/null 2>&1 || docker network create {OTHER_NETWORK} >/dev/null; \
+                         docker run --rm --network {OTHER_NETWORK} busybox sh -c '{nc}' 2>&1; true"
+                    ),
+                };
                 in_env(env, &script).await
             }
             Err(e) => Err(e),

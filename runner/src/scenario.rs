@@ -354,6 +354,10 @@ pub struct TrafficCheck {
     /// Defaults to the queried port.
     #[serde(default)]
     pub port: Option<u16>,
+    /// `other-network` only: an existing container to probe from (e.g. the client a fault created),
+    /// instead of a fresh one on a network of the runner's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
     pub answers: Answerer,
 }
 
@@ -692,6 +696,13 @@ fn validate(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> 
                 "cause",
                 format!("{label}: {} is silent: only traffic shows it", e.cause),
                 "add [[expect.traffic]] checks (from, answers)",
+            ));
+        }
+        if e.traffic.iter().any(|t| t.client.is_some() && t.from != TrafficSource::OtherNetwork) {
+            return Err(invalid(
+                "client",
+                format!("{label}: `client` only applies to probes from other-network"),
+                "remove `client` or set `from = \"other-network\"`",
             ));
         }
         if e.traffic.iter().any(|t| t.from == TrafficSource::Loopback6) && !s.environment.ipv6 {

@@ -121,12 +121,14 @@ mod tests {
                 from: TrafficSource::Loopback4,
                 proto: Proto::Tcp,
                 port: None,
+                client: None,
                 answers: Answerer::HostProcess,
             },
             TrafficCheck {
                 from: TrafficSource::Outside,
                 proto: Proto::Tcp,
                 port: None,
+                client: None,
                 answers: Answerer::Container,
             },
         ];
