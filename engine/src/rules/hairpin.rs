@@ -20,8 +20,9 @@ pub static DOC: RuleDoc = RuleDoc {
     example: "dockerd --userland-proxy=false\ndocker network create a; docker network create b\n\
         docker run -d --network a -p 8080:80 nginx\n\
         docker run --network b busybox wget -qO- http://HOST_IP:8080   # hangs",
-    fix: "Connect the client to the server's network and use the container name, or re-enable the \
-        userland proxy (daemon restart).",
+    fix: "Connect the client to the server's network and reach the server by its name and container \
+        port, not through the host address. Re-enabling the userland proxy did not restore host-IP \
+        traffic from another network on 20.10, 26 or 28 (measured).",
 };
 
 impl Rule for Hairpin {
@@ -94,11 +95,6 @@ impl Rule for Hairpin {
                     Risk::Safe,
                     format!("docker network connect {} {}", super::sh_quote(server_net), super::sh_quote(&others[0].0)),
                     format!("puts {} on {}'s network; it reaches it directly at {}:<container-port>", others[0].0, server.name, server.name),
-                ),
-                Remedy::new(
-                    Risk::Disruptive,
-                    "set \"userland-proxy\": true in /etc/docker/daemon.json && systemctl restart docker".to_owned(),
-                    "re-enables docker-proxy, which carries hairpin traffic; the daemon restarts".to_owned(),
                 ),
             ],
         }]
