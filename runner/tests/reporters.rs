@@ -1,9 +1,10 @@
-//! Reporters over a recorded results.json: JUnit is valid XML with the right counts, the Markdown and
-//! HTML reports hold every cell, and the HTML matrix renders in a real headless browser.
+//! Reporters over recorded results: JUnit is valid XML with the right counts, the Markdown and HTML
+//! reports hold every cell, and the HTML matrix renders in a real headless browser.
 //!
-//! The fixture tests/fixtures/results.json was recorded by a real run of
-//! `portwhy-lab run --report DIR` on this machine's engines (see the fixture's run_id; the
-//! command line is in tests/fixtures/README.md).
+//! Both fixtures were recorded by real runs of `portwhy-lab run --jobs 2 --report DIR` on this
+//! machine's engines (tests/fixtures/README.md): results.json after the engine fixes (every cell
+//! passes), results-with-failures.json from an earlier engine (failed and errored cells), so every
+//! reporter path runs on real data.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,23 +12,35 @@ use std::process::Command;
 use portwhy_lab::outcome::{RunResults, Status};
 use portwhy_lab::report;
 
-fn fixture() -> RunResults {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results.json");
+const FIXTURES: [&str; 2] = ["results.json", "results-with-failures.json"];
+
+fn load(name: &str) -> RunResults {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
     report::read_results(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
+fn fixtures() -> Vec<RunResults> {
+    FIXTURES.iter().map(|f| load(f)).collect()
+}
+
 #[test]
-fn fixture_has_passing_and_failing_cells() {
-    // The assertions below are only meaningful when both kinds are present.
-    let r = fixture();
-    assert!(r.cells.iter().any(|c| c.status == Status::Pass));
-    assert!(r.cells.iter().any(|c| c.status != Status::Pass));
+fn fixtures_cover_every_status() {
+    // The assertions below are only meaningful when every kind of cell is present somewhere.
+    let all: Vec<Status> = fixtures().iter().flat_map(|r| r.cells.iter().map(|c| c.status)).collect();
+    for s in [Status::Pass, Status::Fail, Status::Error] {
+        assert!(all.contains(&s), "no {} cell in the fixtures", s.as_str());
+    }
 }
 
 #[test]
 fn junit_is_valid_xml_with_the_right_counts() {
-    let r = fixture();
-    let xml = report::junit::render(&r);
+    for r in fixtures() {
+        junit_counts(&r);
+    }
+}
+
+fn junit_counts(r: &RunResults) {
+    let xml = report::junit::render(r);
     let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("invalid XML: {e}\n{xml}"));
     let root = doc.root_element();
     assert_eq!(root.tag_name().name(), "testsuites");
@@ -51,9 +64,14 @@ fn junit_is_valid_xml_with_the_right_counts() {
 
 #[test]
 fn markdown_and_html_hold_every_cell() {
-    let r = fixture();
-    let md = report::markdown::render(&r);
-    let html = report::html::render(&r);
+    for r in fixtures() {
+        every_cell_in_reports(&r);
+    }
+}
+
+fn every_cell_in_reports(r: &RunResults) {
+    let md = report::markdown::render(r);
+    let html = report::html::render(r);
     for c in &r.cells {
         assert!(md.contains(&format!("| {} |", c.scenario)), "{} missing from report.md", c.scenario);
         assert!(html.contains(&format!("data-cell=\"{}\"", c.id())), "{} missing from index.html", c.id());
@@ -73,9 +91,14 @@ fn chromium() -> PathBuf {
 
 #[test]
 fn html_matrix_renders_in_a_headless_browser() {
-    let r = fixture();
+    for r in fixtures() {
+        renders_in_browser(&r);
+    }
+}
+
+fn renders_in_browser(r: &RunResults) {
     let dir = tempfile::tempdir().unwrap();
-    report::write_folder(dir.path(), &r).unwrap();
+    report::write_folder(dir.path(), r).unwrap();
     let profile = dir.path().join("profile");
     let out = Command::new(chromium())
         .args([
