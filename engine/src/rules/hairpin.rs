@@ -20,9 +20,8 @@ pub static DOC: RuleDoc = RuleDoc {
     example: "dockerd --userland-proxy=false\ndocker network create a; docker network create b\n\
         docker run -d --network a -p 8080:80 nginx\n\
         docker run --network b busybox wget -qO- http://HOST_IP:8080   # hangs",
-    fix: "Connect the client to the server's network and reach the server by its name and container \
-        port, not through the host address. Re-enabling the userland proxy did not restore host-IP \
-        traffic from another network on 20.10, 26 or 28 (measured).",
+    fix: "Connect the client to the server's network (`docker network connect NET CLIENT`): measured \
+        on 20.10, 26 and 28, the client then reaches HOST_IP:PORT and the server by name.",
 };
 
 impl Rule for Hairpin {
