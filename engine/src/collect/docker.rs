@@ -3,15 +3,15 @@
 //! bollard is async; the engine is not. A current-thread tokio runtime lives only for the
 //! duration of `collect`, so nothing async leaks into rules or the CLI.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary, ContainerSummaryStateEnum, PortMap,
-    PortSummaryTypeEnum,
+    ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary, ContainerSummaryStateEnum,
+    EndpointSettings, PortMap, PortSummaryTypeEnum,
 };
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
@@ -138,6 +138,26 @@ async fn query_engine(docker_host: Option<&str>) -> Result<DockerState, String> 
     })
 }
 
+/// Network name → the container's address on it; networks without an address are left out.
+fn addresses_on(networks: Option<&HashMap<String, EndpointSettings>>) -> BTreeMap<String, IpAddr> {
+    networks
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, ep)| {
+            let ip = ep.ip_address.as_deref().filter(|s| !s.is_empty())?.parse::<IpAddr>().ok()?;
+            Some((name.clone(), ip))
+        })
+        .collect()
+}
+
+/// Only the labels a verdict can use: compose's and ours.
+fn kept_labels(labels: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    labels
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("com.docker.compose.") || k.starts_with("io.portwhy."))
+        .collect()
+}
+
 /// A running or paused container straight from the list endpoint; `None` asks for an inspect.
 fn container_from_summary(c: &ContainerSummary) -> Option<Container> {
     let state = match c.state? {
@@ -165,19 +185,7 @@ fn container_from_summary(c: &ContainerSummary) -> Option<Container> {
         v.sort_by_key(|b| (b.host_port, b.proto, b.host_ip));
         v
     };
-    let addresses = c
-        .network_settings
-        .as_ref()
-        .and_then(|n| n.networks.as_ref())
-        .map(|nets| {
-            nets.iter()
-                .filter_map(|(name, ep)| {
-                    let ip = ep.ip_address.as_deref().filter(|s| !s.is_empty())?.parse::<IpAddr>().ok()?;
-                    Some((name.clone(), ip))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let addresses = addresses_on(c.network_settings.as_ref().and_then(|n| n.networks.as_ref()));
     Some(Container {
         id: c.id.clone()?,
         name: c.names.as_ref()?.first()?.trim_start_matches('/').to_owned(),
@@ -192,10 +200,7 @@ fn container_from_summary(c: &ContainerSummary) -> Option<Container> {
         requested: actual.clone(),
         actual,
         addresses,
-        labels: labels
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("com.docker.compose.") || k.starts_with("io.portwhy."))
-            .collect(),
+        labels: kept_labels(labels),
     })
 }
 
@@ -214,19 +219,7 @@ fn container_from(c: ContainerInspectResponse) -> Option<Container> {
     let labels: BTreeMap<String, String> =
         c.config.as_ref().and_then(|cfg| cfg.labels.clone()).unwrap_or_default().into_iter().collect();
     let host_config = c.host_config.as_ref();
-    let addresses = c
-        .network_settings
-        .as_ref()
-        .and_then(|n| n.networks.as_ref())
-        .map(|nets| {
-            nets.iter()
-                .filter_map(|(name, ep)| {
-                    let ip = ep.ip_address.as_deref().filter(|s| !s.is_empty())?.parse::<IpAddr>().ok()?;
-                    Some((name.clone(), ip))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let addresses = addresses_on(c.network_settings.as_ref().and_then(|n| n.networks.as_ref()));
     Some(Container {
         id: c.id?,
         name: c.name.unwrap_or_default().trim_start_matches('/').to_owned(),
@@ -244,10 +237,7 @@ fn container_from(c: ContainerInspectResponse) -> Option<Container> {
         requested: bindings(host_config.and_then(|h| h.port_bindings.as_ref())),
         actual: bindings(c.network_settings.as_ref().and_then(|n| n.ports.as_ref())),
         addresses,
-        labels: labels
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("com.docker.compose.") || k.starts_with("io.portwhy."))
-            .collect(),
+        labels: kept_labels(labels),
     })
 }
 
