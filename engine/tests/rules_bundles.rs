@@ -29,6 +29,7 @@ fn diagnose(case: &str) -> (Diagnosis, Option<String>) {
 #[case::container_holds("container-holds", "PW002", ExitCode::ConflictFound)]
 #[case::stopped_control("stopped-control", "PW000", ExitCode::NoConflict)]
 #[case::silent_share_v6only("silent-share-v6only", "PW008", ExitCode::ConflictFound)]
+#[case::silent_share_udp_reuseaddr("silent-share-udp-reuseaddr", "PW008", ExitCode::ConflictFound)]
 fn verdict(#[case] case: &str, #[case] first: &str, #[case] exit: ExitCode) {
     let (d, text) = diagnose(case);
     assert_eq!(d.findings.first().map(|f| f.code.as_str()), Some(first), "{case}: {:#?}", d.findings);
@@ -80,4 +81,21 @@ fn silent_share_says_where_each_client_goes() {
         traffic.iter().any(|t| t.starts_with("to ::1") && t.contains("host process python3")),
         "{traffic:#?}"
     );
+}
+
+/// Engine 28.x lets docker-proxy bind a UDP port a host process already holds (both SO_REUSEADDR);
+/// the lab measured the container answering on 127.0.0.1, so the verdict must say so, and must not
+/// also claim the host refused the bind.
+#[test]
+fn udp_reuseaddr_share_sends_datagrams_to_the_socket_bound_last() {
+    let (d, _) = diagnose("silent-share-udp-reuseaddr");
+    let share = &d.findings[0];
+    let traffic: Vec<&str> =
+        share.evidence.iter().filter(|e| e.source == "traffic").map(|e| e.detail.as_str()).collect();
+    assert!(
+        traffic.iter().any(|t| t.starts_with("to 127.0.0.1") && t.contains("container udp")),
+        "{traffic:#?}"
+    );
+    assert!(share.summary.contains("receives none"), "{}", share.summary);
+    assert!(d.findings.iter().all(|f| f.code != "PW001"), "{:#?}", d.findings);
 }

@@ -78,7 +78,7 @@ impl Rule for ContainerHolds {
                     ));
                 }
             }
-            push_error(cx, &mut evidence);
+            evidence.extend(cx.error_evidence());
             findings.push(finding(
                 cx,
                 c,
@@ -107,7 +107,7 @@ impl Rule for ContainerHolds {
                         ),
                     ),
                 ];
-                push_error(cx, &mut evidence);
+                evidence.extend(cx.error_evidence());
                 findings.push(finding(
                     cx,
                     c,
@@ -124,7 +124,7 @@ impl Rule for ContainerHolds {
         // The allocator's refusal names no holder; say so when no container was found.
         if findings.is_empty() && cx.error_stage() == Some(Stage::Allocated) {
             let mut evidence = Vec::new();
-            push_error(cx, &mut evidence);
+            evidence.extend(cx.error_evidence());
             evidence.push(EvidenceItem::new(
                 "docker",
                 if cx.evidence.docker.is_some() {
@@ -154,12 +154,6 @@ impl Rule for ContainerHolds {
             });
         }
         findings
-    }
-}
-
-fn push_error(cx: &Context<'_>, evidence: &mut Vec<EvidenceItem>) {
-    if let Some(e) = cx.error {
-        evidence.push(EvidenceItem::new("error-text", format!("the daemon reported: {}", e.text)));
     }
 }
 

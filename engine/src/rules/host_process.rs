@@ -74,9 +74,7 @@ impl Rule for HostProcess {
                     format!("{} (pid {})", owners[0].program(), owners[0].pid)
                 }
             };
-            if let Some(e) = cx.error {
-                evidence.push(EvidenceItem::new("error-text", format!("the daemon reported: {}", e.text)));
-            }
+            evidence.extend(cx.error_evidence());
             let reuse_group = cx
                 .evidence
                 .listeners()
@@ -117,7 +115,7 @@ impl Rule for HostProcess {
                 code: DOC.code.into(),
                 cause: DOC.cause.into(),
                 summary: format!(
-                    "{who} holds {} {}: the host refuses a second bind",
+                    "{who} holds {}{}: the host refuses a second bind",
                     describe_listener(l),
                     bind_note(l)
                 ),
@@ -152,10 +150,14 @@ fn refused_unseen(cx: &Context<'_>) -> Option<Finding> {
             "the host refused {via}'s bind of {addr}:{}/{}: a socket already holds an overlapping address",
             q.port, q.proto
         ),
-        evidence: vec![
-            EvidenceItem::new("error-text", format!("the daemon reported: {}", e.text)),
-            EvidenceItem::new("sockets", "not read (offline or unreadable), so the holder is not named".to_owned()),
-        ],
+        evidence: cx
+            .error_evidence()
+            .into_iter()
+            .chain([EvidenceItem::new(
+                "sockets",
+                "not read (offline or unreadable), so the holder is not named".to_owned(),
+            )])
+            .collect(),
         confidence: Confidence::Medium,
         remedies: vec![
             remedy::other_port(q),
@@ -170,10 +172,10 @@ fn refused_unseen(cx: &Context<'_>) -> Option<Finding> {
 
 fn bind_note(l: &crate::evidence::Listener) -> &'static str {
     match Coverage::of_listener(l) {
-        Coverage::V4(a) if a.is_loopback() => "(loopback only)",
-        Coverage::V4(_) | Coverage::V6(_) => "(one address)",
+        Coverage::V4(a) if a.is_loopback() => " (loopback only)",
+        Coverage::V4(_) | Coverage::V6(_) => " (one address)",
         // describe_listener already says what an IPv6 wildcard covers.
-        Coverage::V4Any => "(wildcard)",
+        Coverage::V4Any => " (wildcard)",
         Coverage::V6Any | Coverage::DualAny => "",
     }
 }

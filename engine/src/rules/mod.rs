@@ -100,6 +100,11 @@ pub fn diagnose(evidence: &Evidence, error: Option<&DaemonError>) -> Diagnosis {
 pub fn diagnose_for(evidence: &Evidence, error: Option<&DaemonError>, subject: Option<&str>) -> Diagnosis {
     let cx = Context { evidence, error, subject };
     let mut findings: Vec<Finding> = all().iter().flat_map(|r| r.check(&cx)).collect();
+    // A silent share means the publish succeeded beside the host socket: "the host refuses a second
+    // bind" about that socket would contradict it (the share finding already names the process).
+    if findings.iter().any(|f| f.cause == silent_share::DOC.cause) {
+        findings.retain(|f| f.cause != host_process::DOC.cause);
+    }
     if let Some(none) = no_conflict::verdict(&cx, &findings) {
         findings.push(none);
     }
@@ -196,6 +201,13 @@ impl Context<'_> {
 
     pub fn rootless(&self) -> bool {
         self.evidence.docker.as_ref().is_some_and(|d| d.rootless) || self.error.is_some_and(|e| e.rootless)
+    }
+
+    /// The daemon's own words, quoted as evidence in every finding that explains them.
+    pub fn error_evidence(&self) -> Option<crate::diagnosis::EvidenceItem> {
+        self.error.map(|e| {
+            crate::diagnosis::EvidenceItem::new("error-text", format!("the daemon reported: {}", e.text))
+        })
     }
 
     pub fn error_stage(&self) -> Option<crate::parse::error::Stage> {

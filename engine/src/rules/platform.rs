@@ -43,9 +43,7 @@ impl Rule for Platform {
         if desktop_engine {
             evidence.push(EvidenceItem::new("docker", "the engine is Docker Desktop's (a VM)".to_owned()));
         }
-        if let Some(e) = cx.error {
-            evidence.push(EvidenceItem::new("error-text", format!("the daemon reported: {}", e.text)));
-        }
+        evidence.extend(cx.error_evidence());
         let nothing_local = cx.blocking_listeners().next().is_none();
         vec![Finding {
             code: DOC.code.into(),

@@ -43,9 +43,7 @@ impl Rule for PrivilegedPort {
                 format!("port {} is below net.ipv4.ip_unprivileged_port_start = {start}, and the engine is rootless", q.port),
             ));
         }
-        if let Some(e) = cx.error {
-            evidence.push(EvidenceItem::new("error-text", format!("the daemon reported: {}", e.text)));
-        }
+        evidence.extend(cx.error_evidence());
         let wsl = cx.evidence.host.as_ref().is_some_and(|h| h.wsl);
         let mut remedies = vec![remedy::other_port(q)];
         if rootless_low || cx.rootless() {

@@ -78,9 +78,7 @@ impl Rule for ResolverStub {
                 "a container publishes 53/udp beside the stub: both sockets hold the port (SO_REUSEADDR), answers depend on which one the kernel picks".to_owned(),
             ));
         }
-        if let Some(e) = cx.error {
-            evidence.push(EvidenceItem::new("error-text", format!("the daemon reported: {}", e.text)));
-        }
+        evidence.extend(cx.error_evidence());
         let mut remedies = Vec::new();
         if let Some(lan) = super::host_lan_v4(cx.evidence) {
             remedies.push(remedy::bind_address(

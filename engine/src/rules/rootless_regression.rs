@@ -66,9 +66,7 @@ impl Rule for RootlessRegression {
                 "no socket holds the port, in the host namespace or in rootlesskit's".to_owned()
             },
         ));
-        if let Some(e) = cx.error {
-            evidence.push(EvidenceItem::new("error-text", format!("the daemon reported: {}", e.text)));
-        }
+        evidence.extend(cx.error_evidence());
         vec![Finding {
             code: DOC.code.into(),
             cause: DOC.cause.into(),

@@ -54,9 +54,7 @@ impl Rule for RootlesskitHolds {
                     format!("rootless container {name} publishes the port"),
                 ));
             }
-            if let Some(e) = cx.error {
-                evidence.push(EvidenceItem::new("error-text", format!("the daemon reported: {}", e.text)));
-            }
+            evidence.extend(cx.error_evidence());
             let socket =
                 uid.map_or("/run/user/UID/docker.sock".to_owned(), |u| format!("/run/user/{u}/docker.sock"));
             findings.push(Finding {

@@ -89,15 +89,20 @@ impl Rule for SilentShare {
                 .first()
                 .map_or(format!("(uid {})", l.uid), |p| format!("{} (pid {})", p.program(), p.pid))
         };
+        let udp = q.proto == crate::port::Proto::Udp;
         // Sockets: which host socket or proxy accepts a destination.
         let socket_for = |dest: IpAddr| -> Receiver {
-            if let Some(l) = host_sockets.iter().find(|l| Coverage::of_listener(l).accepts(dest)) {
-                return Receiver::HostProcess(process_name(l));
+            let host = host_sockets.iter().find(|l| Coverage::of_listener(l).accepts(dest));
+            let proxy = proxies.iter().any(|p| Coverage::of_addr(p.host_ip, Some(true)).accepts(dest));
+            match (host, proxy) {
+                // Two UDP sockets on one address (both SO_REUSEADDR): Linux hands each unicast
+                // datagram to the one bound last, and docker-proxy binds when the container
+                // starts, after the host process. Measured on 28.5.2: the container answers.
+                (Some(_), true) if udp => Receiver::Container(container_name.clone()),
+                (Some(l), _) => Receiver::HostProcess(process_name(l)),
+                (None, true) => Receiver::Container(container_name.clone()),
+                (None, false) => Receiver::Nobody,
             }
-            if proxies.iter().any(|p| Coverage::of_addr(p.host_ip, Some(true)).accepts(dest)) {
-                return Receiver::Container(container_name.clone());
-            }
-            Receiver::Nobody
         };
         // DNAT (PREROUTING for outside traffic, OUTPUT for local) runs before any socket.
         let dnat_for = |dest: IpAddr, local: bool| -> Option<Receiver> {
@@ -146,7 +151,7 @@ impl Rule for SilentShare {
         let receivers: Vec<&Receiver> = paths.iter().map(|(_, r)| r).collect();
         let split = receivers.iter().any(|r| matches!(r, Receiver::Container(_)))
             && receivers.iter().any(|r| matches!(r, Receiver::HostProcess(_)));
-        let same_socket_udp = q.proto == crate::port::Proto::Udp
+        let same_socket_udp = udp
             && host_sockets.iter().any(|l| {
                 proxies
                     .iter()
@@ -180,7 +185,7 @@ impl Rule for SilentShare {
         if same_socket_udp {
             evidence.push(EvidenceItem::new(
                 "sockets",
-                "the host socket and docker-proxy are bound to overlapping UDP addresses at once: both set SO_REUSEADDR (Engine 28.x accepts this; 29.0.0 refuses it, moby#50669), and the kernel delivers each datagram to one of them".to_owned(),
+                "the host socket and docker-proxy are bound to overlapping UDP addresses at once: both set SO_REUSEADDR (Engine 28.x accepts this; 29.0.0 refuses it, moby#50669), and the kernel delivers each unicast datagram to the socket bound last (docker-proxy, unless the host process was restarted after the container)".to_owned(),
             ));
         }
         for (from, r) in &paths {
@@ -190,12 +195,22 @@ impl Rule for SilentShare {
         vec![Finding {
             code: DOC.code.into(),
             cause: DOC.cause.into(),
-            summary: format!(
-                "port {}/{} is shared silently by {} and container {container_name}: who answers depends on the address the client uses",
-                q.port,
-                q.proto,
-                process_name(host_sockets[0])
-            ),
+            summary: if split {
+                format!(
+                    "port {}/{} is shared silently by {} and container {container_name}: who answers depends on the address the client uses",
+                    q.port,
+                    q.proto,
+                    process_name(host_sockets[0])
+                )
+            } else {
+                format!(
+                    "port {}/{} is shared silently by {} and container {container_name}: the container's socket, bound last, takes the datagrams, so {} receives none",
+                    q.port,
+                    q.proto,
+                    process_name(host_sockets[0]),
+                    process_name(host_sockets[0])
+                )
+            },
             evidence,
             confidence: Confidence::High,
             remedies: vec![

@@ -51,8 +51,7 @@ impl Rule for SplitBackend {
                     code: DOC.code.into(),
                     cause: DOC.cause.into(),
                     summary: "the daemon failed to program the firewall; Docker's chains are missing where `iptables` looks".to_owned(),
-                    evidence: vec![
-                        EvidenceItem::new("error-text", format!("the daemon reported: {}", cx.error.map(|e| e.text.as_str()).unwrap_or(""))),
+                    evidence: cx.error_evidence().into_iter().chain([
                         EvidenceItem::new(
                             "firewall",
                             format!(
@@ -61,7 +60,7 @@ impl Rule for SplitBackend {
                                 list(&fw.docker_chains_in)
                             ),
                         ),
-                    ],
+                    ]).collect(),
                     confidence: Confidence::Medium,
                     remedies: vec![restart_daemon()],
                 }];
@@ -85,9 +84,7 @@ impl Rule for SplitBackend {
                 format!("/proc/net/ip_tables_names lists: {}", fw.legacy_tables.join(", ")),
             ));
         }
-        if let Some(e) = cx.error {
-            evidence.push(EvidenceItem::new("error-text", format!("the daemon reported: {}", e.text)));
-        }
+        evidence.extend(cx.error_evidence());
         let target = elsewhere.or(active).unwrap_or(Backend::IptablesNft);
         let flavour = if target == Backend::IptablesLegacy { "legacy" } else { "nft" };
         let summary = if both {

@@ -50,9 +50,7 @@ impl Rule for StaleProxy {
                 ),
                 EvidenceItem::new("docker", format!("no running container has address {}", p.container_ip)),
             ];
-            if let Some(e) = cx.error {
-                evidence.push(EvidenceItem::new("error-text", format!("the daemon reported: {}", e.text)));
-            }
+            evidence.extend(cx.error_evidence());
             findings.push(Finding {
                 code: DOC.code.into(),
                 cause: DOC.cause.into(),
