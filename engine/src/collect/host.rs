@@ -8,12 +8,19 @@ use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
+use super::procs::SharedProcs;
 use crate::evidence::HostInfo;
 
 /// `comm` of systemd-resolved: the kernel keeps 15 characters of `systemd-resolved`.
 const RESOLVED_COMM: &str = "systemd-resolve";
 
 pub fn collect(proc_root: &Path) -> Result<HostInfo, String> {
+    collect_shared(&SharedProcs::new(proc_root))
+}
+
+/// The same, with a process table shared with the other collectors.
+pub fn collect_shared(procs: &SharedProcs) -> Result<HostInfo, String> {
+    let proc_root = procs.proc_root();
     let osrelease = proc_root.join("sys/kernel/osrelease");
     let kernel = fs::read_to_string(&osrelease)
         .map_err(|e| format!("cannot read {}: {e}; mount procfs", osrelease.display()))?
@@ -22,7 +29,7 @@ pub fn collect(proc_root: &Path) -> Result<HostInfo, String> {
     Ok(HostInfo {
         wsl: is_wsl(&kernel, proc_root),
         nameservers: fs::read_to_string("/etc/resolv.conf").map(|t| nameservers(&t)).unwrap_or_default(),
-        systemd_resolved_pid: find_comm(proc_root, RESOLVED_COMM),
+        systemd_resolved_pid: procs.get().ok().and_then(|t| t.named(&[RESOLVED_COMM]).next()),
         conntrack_count: number(proc_root, "sys/net/netfilter/nf_conntrack_count"),
         conntrack_max: number(proc_root, "sys/net/netfilter/nf_conntrack_max"),
         unprivileged_port_start: number(proc_root, "sys/net/ipv4/ip_unprivileged_port_start"),
@@ -54,19 +61,6 @@ pub(crate) fn nameservers(text: &str) -> Vec<String> {
             (words.next() == Some("nameserver")).then(|| words.next()).flatten().map(str::to_owned)
         })
         .collect()
-}
-
-/// The first process whose `comm` is `name`.
-fn find_comm(proc_root: &Path, name: &str) -> Option<u32> {
-    let mut pids: Vec<u32> = fs::read_dir(proc_root)
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    pids.sort_unstable();
-    pids.into_iter().find(|pid| {
-        fs::read_to_string(proc_root.join(pid.to_string()).join("comm")).is_ok_and(|c| c.trim_end() == name)
-    })
 }
 
 /// Every IPv4 and IPv6 address on this namespace's interfaces, as `ADDR/PREFIX IFACE`.

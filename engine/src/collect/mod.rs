@@ -7,6 +7,7 @@
 pub mod docker;
 pub mod firewall;
 pub mod host;
+pub mod procs;
 pub mod sockets;
 
 use std::path::PathBuf;
@@ -48,12 +49,14 @@ impl EvidenceSource for LiveHost {
         let mut ev = Evidence::new(query.clone());
         // The sources are independent and each waits on something else (the kernel's /proc, the
         // daemon's API, iptables/nft child processes): read them side by side.
+        // The process table is read once, by the first collector that needs it.
+        let procs = procs::SharedProcs::new(&o.proc_root);
         let (sockets, docker, (fw, fw_unavailable), host) = std::thread::scope(|s| {
-            let sockets = s.spawn(|| sockets::collect(&o.proc_root, query.port));
-            let docker =
-                s.spawn(|| (!o.skip_docker).then(|| docker::collect(o.docker_host.as_deref(), &o.proc_root)));
+            let sockets = s.spawn(|| sockets::collect_shared(&procs, query.port));
+            let docker = s
+                .spawn(|| (!o.skip_docker).then(|| docker::collect_shared(o.docker_host.as_deref(), &procs)));
             let firewall = s.spawn(|| firewall::collect(&o.proc_root, query.port));
-            let host = host::collect(&o.proc_root);
+            let host = host::collect_shared(&procs);
             let join = "a collector thread panicked";
             (sockets.join().expect(join), docker.join().expect(join), firewall.join().expect(join), host)
         });
@@ -74,7 +77,7 @@ impl EvidenceSource for LiveHost {
         }
         // Rootless engines publish from inside rootlesskit's network namespace: look there too.
         if let Some(pid) = ev.docker.as_ref().and_then(|d| d.rootlesskit_pid) {
-            match sockets::collect_in_netns_of(&o.proc_root, pid, query.port) {
+            match sockets::collect_in_netns_shared(&procs, pid, query.port) {
                 Ok(mut s) => ev.sockets.get_or_insert_with(Vec::new).append(&mut s),
                 Err(e) => ev.mark_unavailable("sockets-rootlesskit", e),
             }
