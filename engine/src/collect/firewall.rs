@@ -25,20 +25,39 @@ pub fn collect(proc_root: &Path, port: u16) -> (FirewallState, Vec<Unavailable>)
     let mut state =
         FirewallState { iptables_alternative: iptables_alternative(), ..FirewallState::default() };
     let mut unavailable = Vec::new();
+    let legacy = legacy_tables(proc_root);
+    let has_nat = |tables: &[String]| tables.iter().any(|t| t == "nat");
+    let (legacy_nat, legacy6_nat) = match &legacy {
+        Ok((v4, v6)) => (has_nat(v4), has_nat(v6)),
+        Err(_) => (false, false),
+    };
+    // Each dump is a child process that mostly waits on the kernel: run them side by side, so the
+    // collector costs the slowest one rather than the sum.
+    const LEGACY_WHY: &str = "legacy x_tables hold a nat table";
+    const NFT_WHY: &str = "Docker's rules in nf_tables through iptables-nft";
+    let (legacy_out, legacy6_out, nft_out, nft6_out, ruleset_out) = std::thread::scope(|s| {
+        let legacy = legacy_nat.then(|| s.spawn(|| run_save("iptables-legacy-save", LEGACY_WHY)));
+        let legacy6 = legacy6_nat.then(|| s.spawn(|| run_save("ip6tables-legacy-save", LEGACY_WHY)));
+        let nft = s.spawn(|| run_save("iptables-nft-save", NFT_WHY));
+        let nft6 = s.spawn(|| run_save("ip6tables-nft-save", NFT_WHY));
+        let ruleset = s.spawn(list_ruleset);
+        let join = |h: std::thread::ScopedJoinHandle<'_, Result<String, String>>| {
+            h.join().unwrap_or_else(|_| Err("a firewall reader thread panicked".to_owned()))
+        };
+        (legacy.map(join), legacy6.map(join), join(nft), join(nft6), join(ruleset))
+    });
+    let mut legacy_outputs = [legacy_out, legacy6_out].into_iter();
+    let mut nft_outputs = [nft_out, nft6_out].into_iter();
 
     // iptables-legacy: only when x_tables already hold a nat table.
-    match legacy_tables(proc_root) {
-        Ok((v4, v6)) => {
+    match legacy {
+        Ok((v4, _)) => {
             state.legacy_tables = v4.clone();
             let mut dumps = Vec::new();
             let mut failed = false;
-            for (family, tables, tool) in
-                [(Family::Ipv4, &v4, "iptables-legacy-save"), (Family::Ipv6, &v6, "ip6tables-legacy-save")]
-            {
-                if !tables.iter().any(|t| t == "nat") {
-                    continue;
-                }
-                match run_save(tool, "legacy x_tables hold a nat table") {
+            for family in [Family::Ipv4, Family::Ipv6] {
+                let Some(output) = legacy_outputs.next().flatten() else { continue };
+                match output {
                     Ok(text) => dumps.push(iptables::parse_save(&text, family)),
                     Err(reason) => {
                         failed = true;
@@ -60,8 +79,8 @@ pub fn collect(proc_root: &Path, port: u16) -> (FirewallState, Vec<Unavailable>)
     // iptables-nft, both families.
     let mut dumps = Vec::new();
     let mut nft_failed = false;
-    for (family, tool) in [(Family::Ipv4, "iptables-nft-save"), (Family::Ipv6, "ip6tables-nft-save")] {
-        match run_save(tool, "Docker's rules in nf_tables through iptables-nft") {
+    for family in [Family::Ipv4, Family::Ipv6] {
+        match nft_outputs.next().expect("one output per family") {
             Ok(text) => dumps.push(iptables::parse_save(&text, family)),
             Err(reason) => {
                 nft_failed = true;
@@ -76,7 +95,7 @@ pub fn collect(proc_root: &Path, port: u16) -> (FirewallState, Vec<Unavailable>)
     }
 
     // Native nftables.
-    match list_ruleset() {
+    match ruleset_out {
         Ok(json) => match nft::parse_ruleset(&json) {
             Ok(ruleset) => {
                 state.backends_read.push(Backend::Nftables);
