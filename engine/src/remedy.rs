@@ -7,11 +7,15 @@ use crate::port::PortQuery;
 
 /// Publish on another host port: always available, never disruptive.
 pub fn other_port(q: &PortQuery) -> Remedy {
-    let next = q.port.checked_add(1).unwrap_or(q.port - 1);
+    // The rules see only the sockets on the queried port, so they cannot name a free one
+    // themselves: `portwhy suggest` checks the whole table and Docker's published ports.
     Remedy::new(
         Risk::Safe,
         format!("portwhy suggest {}", q),
-        format!("find a free host port near {} (e.g. -p {next}:...) and publish there instead; nothing running changes", q.port),
+        format!(
+            "prints the free host port nearest {} for this address and protocol; publish there instead; nothing running changes",
+            q.port
+        ),
     )
 }
 
