@@ -208,12 +208,12 @@ fn run(cfg: &Config, load: &mut Load) -> Result<bool> {
 
 /// Time each collector of `portwhy PORT` on its own, so a slow run says which part to look at.
 fn stage_breakdown(port: u16, reps: usize) -> Result<Vec<(&'static str, Duration)>> {
-    use portwhy::collect::{docker, firewall, host, procs::SharedProcs, sockets};
+    use portwhy::collect::{docker, firewall, host, procs, sockets};
     let proc_root = Path::new("/proc");
     let mut stages: Vec<(&'static str, Vec<Duration>)> = vec![
         ("sockets: sock_diag listing of the port", Vec::new()),
-        ("process table: one pass over /proc/*/comm (shared)", Vec::new()),
-        ("sockets: owners (/proc/*/fd walk, Docker's first)", Vec::new()),
+        ("owners: naming Docker's processes (pidfiles, children)", Vec::new()),
+        ("owners: the /proc/*/fd walk, Docker's first (includes the above)", Vec::new()),
         ("docker: engine API (ping, info, containers, networks)", Vec::new()),
         ("firewall: NAT rules of every backend", Vec::new()),
         ("host: kernel, resolver, conntrack", Vec::new()),
@@ -224,22 +224,20 @@ fn stage_breakdown(port: u16, reps: usize) -> Result<Vec<(&'static str, Duration
         let mut listeners = sockets::list(sockets::SocketTable::Netlink, proc_root, Some(port), None)
             .map_err(anyhow::Error::msg)?;
         stages[0].1.push(t.elapsed());
-        let procs = SharedProcs::new(proc_root);
         let t = Instant::now();
-        procs.get().map_err(anyhow::Error::msg)?;
+        procs::docker_side(proc_root);
         stages[1].1.push(t.elapsed());
-        // The stages below find the table already read, as they do inside `portwhy`.
         let t = Instant::now();
-        sockets::resolve_owners(&procs, &mut listeners).map_err(anyhow::Error::msg)?;
+        sockets::resolve_owners(proc_root, &mut listeners).map_err(anyhow::Error::msg)?;
         stages[2].1.push(t.elapsed());
         let t = Instant::now();
-        docker::collect_shared(None, &procs).map_err(anyhow::Error::msg)?;
+        docker::collect(None, proc_root).map_err(anyhow::Error::msg)?;
         stages[3].1.push(t.elapsed());
         let t = Instant::now();
         let _ = firewall::collect(proc_root, port);
         stages[4].1.push(t.elapsed());
         let t = Instant::now();
-        host::collect_shared(&procs).map_err(anyhow::Error::msg)?;
+        host::collect_quick(proc_root).map_err(anyhow::Error::msg)?;
         stages[5].1.push(t.elapsed());
     }
     Ok(stages.into_iter().map(|(name, mut d)| (name, median(&mut d))).collect())

@@ -17,7 +17,7 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 use futures_util::stream::{self, StreamExt};
 
-use super::procs::SharedProcs;
+use super::procs::{self, ProcTable};
 use crate::evidence::{Container, ContainerState, DockerNetwork, DockerState, PortBinding, ProxyProcess};
 use crate::parse::proxy::parse_proxy_cmdline;
 use crate::port::Proto;
@@ -28,11 +28,6 @@ const API_TIMEOUT: Duration = Duration::from_secs(10);
 const INSPECT_CONCURRENCY: usize = 16;
 
 pub fn collect(docker_host: Option<&str>, proc_root: &Path) -> Result<DockerState, String> {
-    collect_shared(docker_host, &SharedProcs::new(proc_root))
-}
-
-/// The same, with a process table shared with the other collectors.
-pub fn collect_shared(docker_host: Option<&str>, procs: &SharedProcs) -> Result<DockerState, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -42,7 +37,7 @@ pub fn collect_shared(docker_host: Option<&str>, procs: &SharedProcs) -> Result<
             .await
             .map_err(|_| unreachable_reason(docker_host, "no answer within 10 s"))?
     })?;
-    let (proxies, rootlesskit) = scan_processes(procs);
+    let (proxies, rootlesskit) = scan_processes(proc_root, state.rootless);
     state.proxies = proxies;
     state.rootlesskit_pid = rootlesskit;
     Ok(state)
@@ -101,6 +96,16 @@ fn api_version_header(response: &str) -> Option<&str> {
 fn parse_api_version(v: &str) -> Option<(usize, usize)> {
     let (major, minor) = v.split_once('.')?;
     Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// A docker-proxy that is not a child of a running daemon (its dockerd was killed or restarted)
+/// still shows up as the owner of a socket: read its forwarding from the command line.
+pub fn orphan_proxy(p: &crate::evidence::ProcessRef) -> Option<ProxyProcess> {
+    if p.comm != "docker-proxy" {
+        return None;
+    }
+    let args: Vec<String> = p.cmdline.split_whitespace().map(str::to_owned).collect();
+    Some(parse_proxy_cmdline(&args)?.into_process(p.pid, None))
 }
 
 /// The endpoint that will be used, for error messages.
@@ -312,37 +317,41 @@ fn bindings(map: Option<&PortMap>) -> Vec<PortBinding> {
     out
 }
 
-/// docker-proxy processes and rootlesskit, picked by name from the process table; only their
-/// command lines and namespaces are read.
-fn scan_processes(procs: &SharedProcs) -> (Vec<ProxyProcess>, Option<u32>) {
-    let mut proxies = Vec::new();
-    let mut rootlesskit = None;
-    let Ok(table) = procs.get() else { return (proxies, rootlesskit) };
-    let proc_root = procs.proc_root();
+/// docker-proxy processes (children of each daemon named by its pidfile), and the process whose
+/// network namespace a rootless engine publishes from. Nothing else in /proc is read unless the
+/// engine is rootless and no pidfile named it.
+fn scan_processes(proc_root: &Path, rootless: bool) -> (Vec<ProxyProcess>, Option<u32>) {
     let own_netns = fs::read_link(proc_root.join("self/ns/net")).ok();
-    for (pid, comm) in table.iter() {
-        let dir = || proc_root.join(pid.to_string());
-        match comm {
-            "docker-proxy" => {
-                let Ok(raw) = fs::read(dir().join("cmdline")) else { continue };
-                let args: Vec<String> = raw
-                    .split(|b| *b == 0)
-                    .filter(|a| !a.is_empty())
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect();
-                if let Some(p) = parse_proxy_cmdline(&args) {
-                    proxies.push(p.into_process(pid, None));
-                }
-            }
-            // The parent rootlesskit listens in our namespace; its child (also `rootlesskit`) and the
-            // rootless dockerd live in the namespace where docker-proxy and the DNAT rules are.
-            "rootlesskit" | "dockerd" => {
-                let ns = fs::read_link(dir().join("ns/net")).ok();
-                if ns.is_some() && ns != own_netns && (rootlesskit.is_none() || comm == "rootlesskit") {
-                    rootlesskit = Some(pid);
-                }
-            }
-            _ => {}
+    let in_other_netns = |pid: u32| {
+        let ns = fs::read_link(proc_root.join(pid.to_string()).join("ns/net")).ok();
+        ns.is_some() && ns != own_netns
+    };
+    let daemons = procs::docker_daemons(proc_root);
+    let mut proxies: Vec<ProxyProcess> = daemons
+        .iter()
+        .flat_map(|&(daemon, _)| procs::children(proc_root, daemon))
+        .filter(|&pid| procs::comm(proc_root, pid).as_deref() == Some("docker-proxy"))
+        .filter_map(|pid| {
+            let raw = fs::read(proc_root.join(pid.to_string()).join("cmdline")).ok()?;
+            let args: Vec<String> = raw
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            Some(parse_proxy_cmdline(&args)?.into_process(pid, None))
+        })
+        .collect();
+    // The rootless dockerd lives in rootlesskit's namespace, where docker-proxy and the DNAT
+    // rules are.
+    let mut rootlesskit =
+        daemons.iter().filter(|(_, r)| *r).map(|(pid, _)| *pid).find(|&p| in_other_netns(p));
+    if rootlesskit.is_none() && rootless {
+        // The API says rootless but no pidfile named the daemon (a custom --pidfile): look by name.
+        // The parent rootlesskit listens in our namespace; its child (also `rootlesskit`) and the
+        // rootless dockerd live in the other one.
+        if let Ok(table) = ProcTable::scan(proc_root) {
+            let named = |name: &str| table.named(&[name]).filter(|&p| in_other_netns(p)).collect::<Vec<_>>();
+            rootlesskit = named("rootlesskit").first().or(named("dockerd").first()).copied();
         }
     }
     proxies.sort_by_key(|p| p.pid);

@@ -8,19 +8,25 @@ use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use super::procs::SharedProcs;
+use super::procs::{self, ProcTable};
 use crate::evidence::HostInfo;
 
 /// `comm` of systemd-resolved: the kernel keeps 15 characters of `systemd-resolved`.
 const RESOLVED_COMM: &str = "systemd-resolve";
 
 pub fn collect(proc_root: &Path) -> Result<HostInfo, String> {
-    collect_shared(&SharedProcs::new(proc_root))
+    let mut info = collect_quick(proc_root)?;
+    if info.systemd_resolved_pid.is_none() {
+        info.systemd_resolved_pid =
+            ProcTable::scan(proc_root).ok().and_then(|t| t.named(&[RESOLVED_COMM]).next());
+    }
+    Ok(info)
 }
 
-/// The same, with a process table shared with the other collectors.
-pub fn collect_shared(procs: &SharedProcs) -> Result<HostInfo, String> {
-    let proc_root = procs.proc_root();
+/// The same without a pass over every process: systemd-resolved is found through its systemd
+/// unit's cgroup only. A resolver started outside systemd is then named by the socket owners of
+/// port 53, which is the only port where it matters.
+pub fn collect_quick(proc_root: &Path) -> Result<HostInfo, String> {
     let osrelease = proc_root.join("sys/kernel/osrelease");
     let kernel = fs::read_to_string(&osrelease)
         .map_err(|e| format!("cannot read {}: {e}; mount procfs", osrelease.display()))?
@@ -29,13 +35,24 @@ pub fn collect_shared(procs: &SharedProcs) -> Result<HostInfo, String> {
     Ok(HostInfo {
         wsl: is_wsl(&kernel, proc_root),
         nameservers: fs::read_to_string("/etc/resolv.conf").map(|t| nameservers(&t)).unwrap_or_default(),
-        systemd_resolved_pid: procs.get().ok().and_then(|t| t.named(&[RESOLVED_COMM]).next()),
+        systemd_resolved_pid: resolved_from_cgroup(proc_root),
         conntrack_count: number(proc_root, "sys/net/netfilter/nf_conntrack_count"),
         conntrack_max: number(proc_root, "sys/net/netfilter/nf_conntrack_max"),
         unprivileged_port_start: number(proc_root, "sys/net/ipv4/ip_unprivileged_port_start"),
         addresses: interface_addresses(),
         kernel,
     })
+}
+
+/// The pid of systemd-resolved from its unit's cgroup (v2, then the v1 systemd hierarchy),
+/// checked against its `comm`.
+fn resolved_from_cgroup(proc_root: &Path) -> Option<u32> {
+    const UNIT: &str = "system.slice/systemd-resolved.service/cgroup.procs";
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/systemd"]
+        .iter()
+        .filter_map(|root| fs::read_to_string(Path::new(root).join(UNIT)).ok())
+        .flat_map(|text| text.lines().filter_map(|l| l.trim().parse::<u32>().ok()).collect::<Vec<_>>())
+        .find(|&pid| procs::comm(proc_root, pid).as_deref() == Some(RESOLVED_COMM))
 }
 
 /// A number from a one-value proc file, `None` when absent (e.g. nf_conntrack not loaded).

@@ -49,14 +49,12 @@ impl EvidenceSource for LiveHost {
         let mut ev = Evidence::new(query.clone());
         // The sources are independent and each waits on something else (the kernel's /proc, the
         // daemon's API, iptables/nft child processes): read them side by side.
-        // The process table is read once, by the first collector that needs it.
-        let procs = procs::SharedProcs::new(&o.proc_root);
         let (sockets, docker, (fw, fw_unavailable), host) = std::thread::scope(|s| {
-            let sockets = s.spawn(|| sockets::collect_shared(&procs, query.port));
-            let docker = s
-                .spawn(|| (!o.skip_docker).then(|| docker::collect_shared(o.docker_host.as_deref(), &procs)));
+            let sockets = s.spawn(|| sockets::collect(&o.proc_root, query.port));
+            let docker =
+                s.spawn(|| (!o.skip_docker).then(|| docker::collect(o.docker_host.as_deref(), &o.proc_root)));
             let firewall = s.spawn(|| firewall::collect(&o.proc_root, query.port));
-            let host = host::collect_shared(&procs);
+            let host = host::collect_quick(&o.proc_root);
             let join = "a collector thread panicked";
             (sockets.join().expect(join), docker.join().expect(join), firewall.join().expect(join), host)
         });
@@ -77,10 +75,25 @@ impl EvidenceSource for LiveHost {
         }
         // Rootless engines publish from inside rootlesskit's network namespace: look there too.
         if let Some(pid) = ev.docker.as_ref().and_then(|d| d.rootlesskit_pid) {
-            match sockets::collect_in_netns_shared(&procs, pid, query.port) {
+            match sockets::collect_in_netns_of(&o.proc_root, pid, query.port) {
                 Ok(mut s) => ev.sockets.get_or_insert_with(Vec::new).append(&mut s),
                 Err(e) => ev.mark_unavailable("sockets-rootlesskit", e),
             }
+        }
+        // What only the socket owners can tell: a docker-proxy whose daemon is gone (not a child
+        // of any running dockerd), and a resolver stub started outside systemd.
+        let owners: Vec<crate::evidence::ProcessRef> =
+            ev.listeners().iter().flat_map(|l| l.owners.iter().cloned()).collect();
+        if let Some(d) = ev.docker.as_mut() {
+            for p in owners.iter().filter_map(docker::orphan_proxy) {
+                if !d.proxies.iter().any(|known| known.pid == p.pid) {
+                    d.proxies.push(p);
+                }
+            }
+            d.proxies.sort_by_key(|p| p.pid);
+        }
+        if let Some(h) = ev.host.as_mut().filter(|h| h.systemd_resolved_pid.is_none()) {
+            h.systemd_resolved_pid = owners.iter().find(|p| p.comm == "systemd-resolve").map(|p| p.pid);
         }
         ev
     }

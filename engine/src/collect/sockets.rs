@@ -18,7 +18,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::procs::SharedProcs;
+use super::procs;
 use crate::evidence::{Listener, ProcessRef};
 use crate::parse::procnet::{self, ProcNetSocket, TCP_LISTEN};
 use crate::port::Proto;
@@ -34,31 +34,22 @@ pub enum SocketTable {
 
 /// TCP listeners and bound UDP sockets on `port`, both families, in this process's network namespace.
 pub fn collect(proc_root: &Path, port: u16) -> Result<Vec<Listener>, String> {
-    collect_shared(&SharedProcs::new(proc_root), port)
-}
-
-/// The same, with a process table shared with the other collectors.
-pub fn collect_shared(procs: &SharedProcs, port: u16) -> Result<Vec<Listener>, String> {
-    check_procfs(procs)?;
+    check_procfs(proc_root)?;
     if port == 0 {
         return Ok(Vec::new());
     }
-    let mut listeners = list_with_fallback(procs.proc_root(), Some(port), None)?;
-    resolve_owners(procs, &mut listeners)?;
+    let mut listeners = list_with_fallback(proc_root, Some(port), None)?;
+    resolve_owners(proc_root, &mut listeners)?;
     Ok(listeners)
 }
 
 /// The same, in the network namespace of `pid` (rootlesskit), read through /proc/PID/net.
 pub fn collect_in_netns_of(proc_root: &Path, pid: u32, port: u16) -> Result<Vec<Listener>, String> {
-    collect_in_netns_shared(&SharedProcs::new(proc_root), pid, port)
-}
-
-pub fn collect_in_netns_shared(procs: &SharedProcs, pid: u32, port: u16) -> Result<Vec<Listener>, String> {
-    check_procfs(procs)?;
-    let net = procs.proc_root().join(pid.to_string()).join("net");
+    check_procfs(proc_root)?;
+    let net = proc_root.join(pid.to_string()).join("net");
     let netns = format!("rootlesskit(pid {pid})");
     let mut listeners = read_procnet(&net, Some(port), None, &netns)?;
-    resolve_owners(procs, &mut listeners)?;
+    resolve_owners(proc_root, &mut listeners)?;
     Ok(listeners)
 }
 
@@ -69,13 +60,12 @@ pub fn collect_all(
     proto: Option<Proto>,
     with_owners: bool,
 ) -> Result<Vec<Listener>, String> {
-    let procs = SharedProcs::new(proc_root);
     if with_owners {
-        check_procfs(&procs)?;
+        check_procfs(proc_root)?;
     }
     let mut listeners = list_with_fallback(proc_root, None, proto)?;
     if with_owners {
-        resolve_owners(&procs, &mut listeners)?;
+        resolve_owners(proc_root, &mut listeners)?;
     }
     Ok(listeners)
 }
@@ -124,11 +114,13 @@ fn unreadable(path: &Path, e: impl std::fmt::Display) -> String {
 
 /// A proc root that lists no process at all cannot name any owner: say so instead of answering
 /// "nobody holds it".
-fn check_procfs(procs: &SharedProcs) -> Result<(), String> {
-    if procs.get()?.is_empty() {
-        Err(unreadable(procs.proc_root(), "no process directories in it"))
-    } else {
+fn check_procfs(proc_root: &Path) -> Result<(), String> {
+    let dir = fs::read_dir(proc_root).map_err(|e| unreadable(proc_root, e))?;
+    let has_pid = dir.flatten().any(|e| procs::pid_of(e.file_name().as_bytes()).is_some());
+    if has_pid {
         Ok(())
+    } else {
+        Err(unreadable(proc_root, "no process directories in it"))
     }
 }
 
@@ -188,7 +180,7 @@ fn holds_port(s: &ProcNetSocket, proto: Proto, port: Option<u16>) -> bool {
 
 /// Fill `owners` of each listener from /proc/*/fd. Unreadable processes are skipped (they exited,
 /// or belong to another user when not root).
-pub fn resolve_owners(procs: &SharedProcs, listeners: &mut [Listener]) -> Result<(), String> {
+pub fn resolve_owners(proc_root: &Path, listeners: &mut [Listener]) -> Result<(), String> {
     let mut by_inode: HashMap<u64, Vec<usize>> = HashMap::new();
     for (i, l) in listeners.iter().enumerate() {
         if l.inode != 0 {
@@ -198,8 +190,8 @@ pub fn resolve_owners(procs: &SharedProcs, listeners: &mut [Listener]) -> Result
     if by_inode.is_empty() {
         return Ok(());
     }
-    let proc_root = procs.proc_root();
-    let table = procs.get()?;
+    let dir = fs::read_dir(proc_root).map_err(|e| unreadable(proc_root, e))?;
+    let pids: Vec<u32> = dir.flatten().filter_map(|e| procs::pid_of(e.file_name().as_bytes())).collect();
     // pid → inodes it holds; a BTreeMap keeps owners in pid order.
     let mut holders: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     let mut unowned: std::collections::HashSet<u64> = by_inode.keys().copied().collect();
@@ -218,15 +210,15 @@ pub fn resolve_owners(procs: &SharedProcs, listeners: &mut [Listener]) -> Result
             fd_path.pop();
         };
     // Walking every descriptor of every process is the whole cost of owner resolution (~30,000
-    // links on a busy host). Published ports are mostly held by Docker's own processes, found by
-    // name in the shared process table: walk those first, then everyone else in pid order, and
-    // stop once every socket has an owner. The price: processes that share a socket by fork beyond
-    // the first one found are not listed.
-    let docker_side: Vec<u32> = table.named(&["docker-proxy", "rootlesskit", "dockerd"]).collect();
+    // links on a busy host). Published ports are mostly held by Docker's own processes, which the
+    // daemons' pidfiles and their children name without reading anything of the others: walk
+    // those first, then everyone else in pid order, and stop once every socket has an owner. The
+    // price: processes that share a socket by fork beyond the first one found are not listed.
+    let docker_side = procs::docker_side(proc_root);
     for &pid in &docker_side {
         walk(pid, &mut holders, &mut unowned);
     }
-    for pid in table.pids() {
+    for &pid in &pids {
         if unowned.is_empty() {
             break;
         }
@@ -547,11 +539,11 @@ mod tests {
     #[test]
     fn empty_proc_root_is_refused_with_the_path() {
         let dir = tempfile::tempdir().unwrap();
-        let err = check_procfs(&SharedProcs::new(dir.path())).unwrap_err();
+        let err = check_procfs(dir.path()).unwrap_err();
         assert!(err.starts_with(&format!("cannot read {}", dir.path().display())), "{err}");
         assert!(err.contains("mount procfs"), "{err}");
         let missing = dir.path().join("absent");
-        let err = check_procfs(&SharedProcs::new(&missing)).unwrap_err();
+        let err = check_procfs(&missing).unwrap_err();
         assert!(err.contains("No such file or directory"), "{err}");
     }
 }
