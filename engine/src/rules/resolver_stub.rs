@@ -75,7 +75,7 @@ impl Rule for ResolverStub {
         if silent_udp {
             evidence.push(EvidenceItem::new(
                 "docker",
-                "a container publishes 53/udp beside the stub: both sockets hold the port (SO_REUSEADDR), answers depend on which one the kernel picks".to_owned(),
+                "a container publishes 53/udp beside the stub: both sockets hold the port (SO_REUSEADDR); the stub keeps the queries sent to its own address, and every other address (the host IP from outside included) reaches the container".to_owned(),
             ));
         }
         evidence.extend(cx.error_evidence());
