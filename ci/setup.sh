@@ -20,6 +20,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# The test command checks formatting and lints; minimal rustup profiles lack both components.
+if command -v rustup >/dev/null 2>&1; then
+  for c in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+  done
+fi
+
 # cargo-nextest runs the test groups that limit concurrent Docker environments.
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "ci/setup.sh: installing cargo-nextest from crates.io"

@@ -12,6 +12,7 @@ export PORTWHY_BIN="$PWD/target/release/portwhy"
 export PORTWHY_PORTHOLDER="$PWD/target/release/portholder"
 
 cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 # Snapshots are compared, never written, in a test run (review workflow: see README).
 export INSTA_UPDATE=no
 cargo nextest run --workspace --all-features --profile ci --no-tests=fail "$@"
