@@ -136,3 +136,19 @@ fn renders_in_browser(r: &RunResults) {
         assert!(dom.contains(&marker), "{marker} not in the rendered DOM");
     }
 }
+
+#[test]
+fn every_report_prints_the_targets_against_the_run() {
+    for r in fixtures() {
+        let line = portwhy_lab::outcome::targets_line(&r.cells, r.wall_ms);
+        let median_ok = portwhy_lab::outcome::median_ms(&r.cells).unwrap_or(0) <= 5_000;
+        let wall_ok = r.wall_ms <= 300_000;
+        assert_eq!(
+            line.matches("NOT met").count(),
+            usize::from(!median_ok) + usize::from(!wall_ok),
+            "{line}"
+        );
+        assert!(report::markdown::render(&r).contains(&line));
+        assert!(report::html::render(&r).contains("<p id=\"targets\">Targets: median cell &lt;= 5 s"));
+    }
+}

@@ -111,6 +111,11 @@ pub fn render(results: &RunResults) -> String {
         results.wall_ms as f64 / 1000.0,
         median_ms(cells).unwrap_or(0)
     );
+    let _ = writeln!(
+        out,
+        "<p id=\"targets\">{}</p>",
+        escape(&crate::outcome::targets_line(cells, results.wall_ms))
+    );
     out.push_str("<table id=\"matrix\"><thead><tr><th>scenario</th>");
     for (name, version, backend) in &ax.columns {
         let _ = write!(out, "<th>{} {}<br>{backend}</th>", escape(name), escape(version));

@@ -31,6 +31,7 @@ pub fn render(results: &RunResults) -> String {
         results.wall_ms as f64 / 1000.0,
         median_ms(cells).unwrap_or(0)
     );
+    let _ = writeln!(out, "{}\n", crate::outcome::targets_line(cells, results.wall_ms));
     out.push_str("## Matrix\n\n| scenario |");
     for (name, version, backend) in &ax.columns {
         let _ = write!(out, " {name} {version} {backend} |");

@@ -118,5 +118,6 @@ pub fn summary_table(cells: &[CellResult], wall_ms: u64) -> String {
         wall_ms as f64 / 1000.0,
         median_ms(cells).unwrap_or(0)
     );
+    let _ = writeln!(out, "{}", crate::outcome::targets_line(cells, wall_ms));
     out
 }
