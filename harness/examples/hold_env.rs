@@ -1,7 +1,8 @@
 //! Starts one environment labelled with the given run id, prints `ready <name>`, then blocks.
 //!
 //! The crash-cleanup test SIGKILLs this process mid-run and checks that `sweep` removes what it
-//! left: `cargo run -p portwhy-harness --example hold_env -- RUN_ID [ENGINE]`.
+//! left; the Ctrl-C test sends SIGINT and checks that the process swept before exiting:
+//! `cargo run -p portwhy-harness --example hold_env -- RUN_ID [ENGINE]`.
 
 use std::path::Path;
 
@@ -12,6 +13,8 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let docker = portwhy_harness::connect()?;
+        // As the runner does: Ctrl-C removes this run's environments, then exits 130.
+        let _sweeper = portwhy_harness::sweep_on_ctrl_c(docker.clone(), run_id.clone());
         let catalog =
             portwhy_harness::load_catalog(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../engines.toml"))?;
         let spec = catalog

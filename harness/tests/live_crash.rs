@@ -1,4 +1,5 @@
-//! A process that created environments is SIGKILLed mid-run; `sweep` must remove everything it left.
+//! A process that created environments is SIGKILLed mid-run, and `sweep` must remove everything it
+//! left; or it gets Ctrl-C (SIGINT), and must remove its environments itself before exiting.
 #![cfg(feature = "live")]
 
 use std::io::{BufRead, BufReader};
@@ -18,12 +19,38 @@ fn hold_env_binary() -> PathBuf {
     bin
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn live_sweep_removes_everything_a_killed_run_left() {
-    let docker = portwhy_harness::connect().unwrap_or_else(|e| panic!("live tests need Docker: {e}"));
-    let run_id = format!("crash-{}", std::process::id());
+type Filters = std::collections::HashMap<String, Vec<String>>;
+
+fn run_filter(run_id: &str) -> Filters {
+    Filters::from([("label".to_string(), vec![format!("io.portwhy.run={run_id}")])])
+}
+
+/// Labelled containers, volumes and networks of a run.
+async fn count(docker: bollard::Docker, filters: Filters) -> (usize, usize, usize) {
+    let c = docker
+        .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()))
+        .await
+        .expect("list containers")
+        .len();
+    let v = docker
+        .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
+        .await
+        .expect("list volumes")
+        .volumes
+        .unwrap_or_default()
+        .len();
+    let n = docker
+        .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
+        .await
+        .expect("list networks")
+        .len();
+    (c, v, n)
+}
+
+/// Starts hold_env for `run_id` and waits for its `ready` line.
+fn start_holder(run_id: &str) -> std::process::Child {
     let mut child = Command::new(hold_env_binary())
-        .arg(&run_id)
+        .arg(run_id)
         .arg("bookworm")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -32,32 +59,37 @@ async fn live_sweep_removes_everything_a_killed_run_left() {
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read ready line");
     assert!(line.starts_with("ready "), "hold_env did not become ready: {line:?}");
+    child
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_ctrl_c_removes_the_runs_environments_before_exiting() {
+    let docker = portwhy_harness::connect().unwrap_or_else(|e| panic!("live tests need Docker: {e}"));
+    let run_id = format!("ctrlc-{}", std::process::id());
+    let mut child = start_holder(&run_id);
+    let filters = run_filter(&run_id);
+    assert_eq!(count(docker.clone(), filters.clone()).await.0, 1, "the environment is not up");
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("run kill");
+    assert!(sent.success(), "kill -INT failed");
+    let status = child.wait().expect("reap hold_env");
+    assert_eq!(status.code(), Some(130), "Ctrl-C should exit 130 after the sweep: {status}");
+    assert_eq!(
+        count(docker, filters).await,
+        (0, 0, 0),
+        "Ctrl-C left labelled containers, volumes or networks"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_sweep_removes_everything_a_killed_run_left() {
+    let docker = portwhy_harness::connect().unwrap_or_else(|e| panic!("live tests need Docker: {e}"));
+    let run_id = format!("crash-{}", std::process::id());
+    let mut child = start_holder(&run_id);
     // SIGKILL: no destructor, no signal handler runs.
     child.kill().expect("kill hold_env");
     child.wait().expect("reap hold_env");
 
-    let filters =
-        std::collections::HashMap::from([("label".to_string(), vec![format!("io.portwhy.run={run_id}")])]);
-    let count = |docker: bollard::Docker, filters: std::collections::HashMap<String, Vec<String>>| async move {
-        let c = docker
-            .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()))
-            .await
-            .expect("list containers")
-            .len();
-        let v = docker
-            .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
-            .await
-            .expect("list volumes")
-            .volumes
-            .unwrap_or_default()
-            .len();
-        let n = docker
-            .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
-            .await
-            .expect("list networks")
-            .len();
-        (c, v, n)
-    };
+    let filters = run_filter(&run_id);
     let before = count(docker.clone(), filters.clone()).await;
     assert_eq!((before.0, before.1), (1, 1), "the killed run should have left its container and volume");
 
