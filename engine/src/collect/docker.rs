@@ -17,7 +17,7 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 use futures_util::stream::{self, StreamExt};
 
-use super::procs::{self, ProcTable};
+use super::procs;
 use crate::evidence::{Container, ContainerState, DockerNetwork, DockerState, PortBinding, ProxyProcess};
 use crate::parse::proxy::parse_proxy_cmdline;
 use crate::port::Proto;
@@ -47,7 +47,7 @@ pub fn collect(docker_host: Option<&str>, proc_root: &Path) -> Result<DockerStat
 ///
 /// Older engines (20.10 speaks API 1.41) refuse a newer client, so the version is negotiated down.
 /// On a unix socket `/_ping` names it in a header for well under a millisecond, where bollard's
-/// negotiation asks `/version`, which costs the daemon an exec of runc and a containerd round trip
+/// negotiation asks `/version`, which takes the daemon about as long as `/info`
 /// (15-20 ms measured on 20.10). Other transports negotiate the usual way.
 async fn connect(docker_host: Option<&str>) -> Result<(Docker, String), String> {
     let host = endpoint(docker_host);
@@ -127,8 +127,7 @@ fn unreachable_reason(docker_host: Option<&str>, why: &str) -> String {
 async fn query_engine(docker_host: Option<&str>) -> Result<DockerState, String> {
     let (docker, api_version) = connect(docker_host).await?;
     // Independent requests: one round trip of latency instead of three. `/info` also carries the
-    // server version, so `/version` (which, like `/info`, makes the daemon run `runc --version`)
-    // is not asked.
+    // server version, so `/version` (as slow as `/info` on 20.10) is not asked.
     let list_options = ListContainersOptionsBuilder::default().all(true).build();
     let (info, summaries, networks) =
         tokio::join!(docker.info(), docker.list_containers(Some(list_options)), docker.list_networks(None));
@@ -349,10 +348,13 @@ fn scan_processes(proc_root: &Path, rootless: bool) -> (Vec<ProxyProcess>, Optio
         // The API says rootless but no pidfile named the daemon (a custom --pidfile): look by name.
         // The parent rootlesskit listens in our namespace; its child (also `rootlesskit`) and the
         // rootless dockerd live in the other one.
-        if let Ok(table) = ProcTable::scan(proc_root) {
-            let named = |name: &str| table.named(&[name]).filter(|&p| in_other_netns(p)).collect::<Vec<_>>();
-            rootlesskit = named("rootlesskit").first().or(named("dockerd").first()).copied();
-        }
+        let inside: Vec<u32> = procs::named(proc_root, &["rootlesskit", "dockerd"])
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|&p| in_other_netns(p))
+            .collect();
+        let is_kit = |p: &u32| procs::comm(proc_root, *p).as_deref() == Some("rootlesskit");
+        rootlesskit = inside.iter().copied().find(is_kit).or(inside.first().copied());
     }
     proxies.sort_by_key(|p| p.pid);
     (proxies, rootlesskit)

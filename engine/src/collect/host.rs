@@ -8,7 +8,7 @@ use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use super::procs::{self, ProcTable};
+use super::procs;
 use crate::evidence::HostInfo;
 
 /// `comm` of systemd-resolved: the kernel keeps 15 characters of `systemd-resolved`.
@@ -18,7 +18,7 @@ pub fn collect(proc_root: &Path) -> Result<HostInfo, String> {
     let mut info = collect_quick(proc_root)?;
     if info.systemd_resolved_pid.is_none() {
         info.systemd_resolved_pid =
-            ProcTable::scan(proc_root).ok().and_then(|t| t.named(&[RESOLVED_COMM]).next());
+            procs::named(proc_root, &[RESOLVED_COMM]).ok().and_then(|p| p.first().copied());
     }
     Ok(info)
 }

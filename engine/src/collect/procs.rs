@@ -2,62 +2,25 @@
 //!
 //! Reading the `comm` of every pid costs ~18 ms on a host with 2,000 processes, more than any
 //! other collector step. Docker's own processes are named for free: each daemon writes a pidfile,
-//! and docker-proxy is a child of its daemon. The full table (`ProcTable`, one pass over
-//! `/proc/*/comm`, shared by whoever needs it) is the fallback for what pidfiles cannot name.
+//! and docker-proxy is a child of its daemon. A pass over every `comm` (`named`) is only the
+//! fallback for what pidfiles cannot name.
 
-use std::ffi::CStr;
 use std::fs;
-use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// Processes by pid, in pid order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProcTable {
-    entries: Vec<(u32, Box<str>)>,
-}
-
-impl ProcTable {
-    /// Read the pid and `comm` of every process under `proc_root`. Processes that exit during the
-    /// pass, or whose `comm` cannot be read, are listed with an empty name: they may still own a
-    /// socket found later by the descriptor walk.
-    pub fn scan(proc_root: &Path) -> Result<Self, String> {
-        let unreadable = |e: std::io::Error| {
-            format!("cannot read {}: {e}; run as root or mount procfs", proc_root.display())
-        };
-        let dir = fs::File::open(proc_root).map_err(unreadable)?;
-        let mut entries: Vec<(u32, Box<str>)> = fs::read_dir(proc_root)
-            .map_err(unreadable)?
-            .flatten()
-            .filter_map(|e| pid_of(e.file_name().as_bytes()))
-            .map(|pid| (pid, read_comm(&dir, pid).unwrap_or_default()))
-            .collect();
-        entries.sort_unstable_by_key(|(pid, _)| *pid);
-        Ok(Self { entries })
-    }
-
-    pub fn pids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.entries.iter().map(|(pid, _)| *pid)
-    }
-
-    /// `(pid, comm)` in pid order.
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &str)> + '_ {
-        self.entries.iter().map(|(pid, comm)| (*pid, &**comm))
-    }
-
-    /// Pids whose `comm` is one of `names`, in pid order.
-    pub fn named<'a>(&'a self, names: &'a [&str]) -> impl Iterator<Item = u32> + 'a {
-        self.iter().filter(|(_, comm)| names.contains(comm)).map(|(pid, _)| pid)
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
+/// Pids whose `comm` is one of `names`, in pid order: one pass over every process. Only the
+/// fallbacks use it (a rootless daemon no pidfile names, `portwhy signals`), never `portwhy PORT`.
+pub fn named(proc_root: &Path, names: &[&str]) -> Result<Vec<u32>, String> {
+    let entries = fs::read_dir(proc_root)
+        .map_err(|e| format!("cannot read {}: {e}; run as root or mount procfs", proc_root.display()))?;
+    let mut pids: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| pid_of(e.file_name().as_bytes()))
+        .filter(|&pid| comm(proc_root, pid).is_some_and(|c| names.contains(&c.as_str())))
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
 }
 
 /// Pidfiles of Docker daemons: rootful (`--pidfile` default) and rootless (`$XDG_RUNTIME_DIR`).
@@ -150,37 +113,15 @@ pub(crate) fn pid_of(name: &[u8]) -> Option<u32> {
     std::str::from_utf8(name).ok()?.parse().ok()
 }
 
-/// `comm` of one pid, opened relative to the already open /proc directory: no path is built or
-/// resolved from the root for each of thousands of processes.
-fn read_comm(proc_dir: &fs::File, pid: u32) -> Option<Box<str>> {
-    let mut rel = [0u8; 32];
-    let path = format!("{pid}/comm\0");
-    rel[..path.len()].copy_from_slice(path.as_bytes());
-    let rel = CStr::from_bytes_until_nul(&rel).ok()?;
-    // SAFETY: rel is NUL-terminated and proc_dir an open directory; the fd is owned below.
-    let fd = unsafe { libc::openat(proc_dir.as_raw_fd(), rel.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: fd was just opened and is owned by nobody else.
-    let mut file = unsafe { <fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    // comm is at most 16 bytes with its newline.
-    let mut buf = [0u8; 64];
-    let n = file.read(&mut buf).ok()?;
-    Some(String::from_utf8_lossy(buf[..n].trim_ascii_end()).into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn this_process_is_in_the_table_with_its_name() {
-        let t = ProcTable::scan(Path::new("/proc")).expect("procfs");
+    fn this_process_is_found_by_its_name() {
         let me = std::process::id();
-        let comm = fs::read_to_string(format!("/proc/{me}/comm")).unwrap();
-        assert!(t.iter().any(|(pid, c)| pid == me && c == comm.trim_end()), "{me} missing");
-        assert!(t.pids().collect::<Vec<_>>().windows(2).all(|w| w[0] < w[1]), "not in pid order");
+        let name = comm(Path::new("/proc"), me).expect("own comm");
+        assert!(named(Path::new("/proc"), &[&name]).expect("procfs").contains(&me), "{me} ({name}) missing");
     }
 
     #[test]
@@ -208,11 +149,10 @@ mod tests {
             fs::write(root.join(pid).join("comm"), comm).unwrap();
         }
         fs::create_dir_all(root.join("self")).unwrap();
-        let t = ProcTable::scan(&root).unwrap();
-        assert_eq!(t.iter().collect::<Vec<_>>(), vec![(3, "dockerd"), (7, "docker-proxy"), (12, "nginx")]);
-        assert_eq!(t.named(&["docker-proxy", "dockerd"]).collect::<Vec<_>>(), vec![3, 7]);
+        assert_eq!(named(&root, &["docker-proxy", "dockerd"]).unwrap(), vec![3, 7]);
+        assert_eq!(named(&root, &["nginx"]).unwrap(), vec![12]);
         fs::remove_dir_all(&root).unwrap();
-        let err = ProcTable::scan(&root).unwrap_err();
+        let err = named(&root, &["dockerd"]).unwrap_err();
         assert!(err.contains(&root.display().to_string()) && err.contains("procfs"), "{err}");
     }
 }

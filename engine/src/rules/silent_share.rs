@@ -203,12 +203,11 @@ impl Rule for SilentShare {
                     process_name(host_sockets[0])
                 )
             } else {
+                let host = process_name(host_sockets[0]);
                 format!(
-                    "port {}/{} is shared silently by {} and container {container_name}: the container's socket, bound last, takes the datagrams, so {} receives none",
+                    "port {}/{} is shared silently by {host} and container {container_name}: the container's socket, bound last, takes the datagrams, so {host} receives none",
                     q.port,
                     q.proto,
-                    process_name(host_sockets[0]),
-                    process_name(host_sockets[0])
                 )
             },
             evidence,
