@@ -343,7 +343,7 @@ fn explain(code: Option<&str>, list: bool, out: &mut dyn Write) -> Result<ExitCo
         let mut text = String::new();
         for r in rules::by_code() {
             let d = r.doc();
-            text.push_str(&format!("{}  {:<20} {}\n", d.code, d.cause, d.title));
+            text.push_str(&format!("{}  {:<20} {}\n", d.code, d.code.name(), d.title));
         }
         for d in crate::lint::rule_docs() {
             text.push_str(&format!("{} {:<20} lint ({})\n", d.code, d.name, d.severity.as_str()));
@@ -354,16 +354,14 @@ fn explain(code: Option<&str>, list: bool, out: &mut dyn Write) -> Result<ExitCo
     let code = code.unwrap_or_default();
     if let Some(d) = crate::lint::find_rule(code) {
         // Lint rules share the fixed headings; render them through the same template.
-        let doc = rules::RuleDoc {
-            code: d.code,
-            cause: d.name,
-            title: "compose lint rule",
-            what_it_detects: d.what_it_detects,
-            why_it_happens: d.why_it_happens,
-            example: d.example,
-            fix: d.fix,
-        };
-        write_out(out, &human::render_doc(&doc, Style::detect(false)))?;
+        let page = human::render_page(
+            d.code,
+            d.name,
+            "compose lint rule",
+            [d.what_it_detects, d.why_it_happens, d.example, d.fix],
+            Style::detect(false),
+        );
+        write_out(out, &page)?;
         return Ok(ExitCode::NoConflict);
     }
     let rule = rules::find(code).ok_or_else(|| {

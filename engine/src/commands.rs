@@ -91,7 +91,7 @@ pub fn collect_signals(o: &CollectOptions) -> Signals {
         unavailable.push(Unavailable { source: "docker".into(), reason: "skipped (--no-docker)".into() });
         None
     } else {
-        match docker::collect(o.docker_host.as_deref(), &o.proc_root) {
+        match docker::collect(o.docker_host.as_deref(), &o.proc_root, None) {
             Ok(d) => Some(d),
             Err(e) => {
                 unavailable.push(Unavailable { source: "docker".into(), reason: e });
@@ -238,7 +238,7 @@ pub fn suggest(
         unavailable.push(Unavailable { source: "sockets".into(), reason: e });
         Vec::new()
     });
-    let containers = match docker::collect(None, &o.proc_root) {
+    let containers = match docker::collect(None, &o.proc_root, None) {
         Ok(d) => d.containers,
         Err(e) => {
             unavailable.push(Unavailable { source: "docker".into(), reason: e });

@@ -2,12 +2,16 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cause::CauseCode;
 use crate::evidence::Unavailable;
 use crate::parse::error::DaemonError;
 use crate::port::PortQuery;
+use crate::remedy::Remedy;
 
 /// Version of the JSON document printed by `--json`. Bump on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: `code` is one of the typed cause codes and every remedy carries its typed `action` and
+/// `purpose` beside the rendered `command`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// What `portwhy ... --json` prints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,7 +33,7 @@ pub struct Diagnosis {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     /// Stable rule code, e.g. `PW001`; `portwhy explain PW001` documents it.
-    pub code: String,
+    pub code: CauseCode,
     /// Stable kebab-case cause name, e.g. `host-process`.
     pub cause: String,
     /// One line: who or what, and why it blocks (or misroutes).
@@ -37,7 +41,7 @@ pub struct Finding {
     /// The items that prove it, each naming its source.
     pub evidence: Vec<EvidenceItem>,
     pub confidence: Confidence,
-    /// Lowest risk first.
+    /// Fixes first, then workarounds, then checks; lowest risk first within each.
     pub remedies: Vec<Remedy>,
 }
 
@@ -62,45 +66,32 @@ pub enum Confidence {
     High,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Risk {
-    /// Changes nothing that is running (pick another port, bind another address).
-    Safe,
-    /// Stops or restarts something (a service, a container, the daemon).
-    Disruptive,
-    /// Removes state that cannot be brought back by restarting (delete a container, a rule).
-    Destructive,
-}
-
-impl Risk {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Safe => "safe",
-            Self::Disruptive => "disruptive",
-            Self::Destructive => "destructive",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Remedy {
-    /// A shell command a user can run as is.
-    pub command: String,
-    /// What it does and what it costs.
-    pub effect: String,
-    pub risk: Risk,
-}
-
-impl Remedy {
-    pub fn new(risk: Risk, command: impl Into<String>, effect: impl Into<String>) -> Self {
-        Self { command: command.into(), effect: effect.into(), risk }
-    }
-}
-
 impl Finding {
-    /// True when this finding explains a conflict (everything but the no-conflict verdict and notes).
+    /// A finding of `code`; `cause` is the code's stable name.
+    pub fn new(
+        code: CauseCode,
+        summary: impl Into<String>,
+        evidence: Vec<EvidenceItem>,
+        confidence: Confidence,
+        remedies: Vec<Remedy>,
+    ) -> Self {
+        Self { code, cause: code.name().to_owned(), summary: summary.into(), evidence, confidence, remedies }
+    }
+
+    /// True when this finding explains a conflict (everything but notes and low-confidence hints).
     pub fn is_conflict(&self) -> bool {
-        self.code != crate::rules::NO_CONFLICT_CODE && self.confidence > Confidence::Low
+        !self.code.is_note() && self.confidence > Confidence::Low
+    }
+
+    /// The remedies that remove the cause, lowest risk first.
+    pub fn fixes(&self) -> impl Iterator<Item = &Remedy> {
+        self.remedies.iter().filter(|r| r.purpose == crate::remedy::Purpose::Fix)
+    }
+}
+
+impl Diagnosis {
+    /// The verdict: the first finding that explains a conflict, else the first note.
+    pub fn verdict(&self) -> Option<&Finding> {
+        self.findings.iter().find(|f| f.is_conflict()).or_else(|| self.findings.first())
     }
 }

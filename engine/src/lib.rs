@@ -4,6 +4,7 @@
 //! (`rules::diagnose`). Collectors in `collect` read a live host and fail soft; everything else is
 //! parsers, rules and renderers.
 
+pub mod cause;
 pub mod cli;
 pub mod collect;
 pub mod commands;

@@ -242,6 +242,7 @@ mod tests {
             compose_project: None,
             compose_service: None,
             restart_policy: None,
+            restart_count: None,
             requested: vec![PortBinding {
                 host_ip: None,
                 host_port: 8080,

@@ -62,7 +62,7 @@ fn offline_classification_needs_no_docker() {
         "unix:///nonexistent/docker.sock",
     ]);
     let d: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
-    assert_eq!(d["schema_version"], 1);
+    assert_eq!(d["schema_version"], 2);
     assert_eq!(d["error"]["stage"], "allocated");
     assert_eq!(d["error"]["host_port"], 8080);
     assert_eq!(d["error"]["container"], "web2");

@@ -2,6 +2,7 @@
 //! (engine/tests/fixtures/evidence/record.sh re-records them): the verdict, its first cause, the
 //! exit code, and a snapshot of the whole JSON document per bundle.
 
+use portwhy::cause::CauseCode;
 use std::path::PathBuf;
 
 use portwhy::cli::{exit_code, ExitCode};
@@ -32,11 +33,14 @@ fn diagnose(case: &str) -> (Diagnosis, Option<String>) {
 #[case::silent_share_udp_reuseaddr("silent-share-udp-reuseaddr", "PW008", ExitCode::ConflictFound)]
 fn verdict(#[case] case: &str, #[case] first: &str, #[case] exit: ExitCode) {
     let (d, text) = diagnose(case);
-    assert_eq!(d.findings.first().map(|f| f.code.as_str()), Some(first), "{case}: {:#?}", d.findings);
+    assert_eq!(d.findings.first().map(|f| f.code.code()), Some(first), "{case}: {:#?}", d.findings);
     assert_eq!(exit_code(&d), exit, "{case}");
     for f in &d.findings {
         assert!(!f.evidence.is_empty(), "{case}: {} has no evidence", f.code);
-        assert!(f.remedies.windows(2).all(|w| w[0].risk <= w[1].risk), "{case}: remedies not ranked by risk");
+        assert!(
+            f.remedies.windows(2).all(|w| (w[0].purpose, w[0].risk) <= (w[1].purpose, w[1].risk)),
+            "{case}: remedies not ranked fixes first, then by risk"
+        );
     }
     insta::with_settings!({ info => &text.unwrap_or_default(), snapshot_suffix => case }, {
         insta::assert_json_snapshot!(d);
@@ -56,13 +60,13 @@ fn container_holder_is_named_with_its_proxy() {
     assert!(f.summary.contains("pwfx-a"), "{}", f.summary);
     assert!(f.evidence.iter().any(|e| e.detail.starts_with("docker-proxy pid")), "{:#?}", f.evidence);
     // The container whose start failed is the victim, not the holder.
-    assert!(!d.findings.iter().any(|f| f.code == "PW002" && f.summary.contains("pwfx-b")));
+    assert!(!d.findings.iter().any(|f| f.code == CauseCode::ContainerHolds && f.summary.contains("pwfx-b")));
 }
 
 #[test]
 fn stopped_and_created_containers_are_ruled_out() {
     let (d, _) = diagnose("stopped-control");
-    let note = d.findings.iter().find(|f| f.code == "PW011").expect("PW011 note");
+    let note = d.findings.iter().find(|f| f.code == CauseCode::StoppedContainer).expect("PW011 note");
     assert!(!note.is_conflict());
     assert!(note.evidence.iter().any(|e| e.detail.contains("is created")));
     assert!(note.evidence.iter().any(|e| e.detail.contains("is exited")));
@@ -97,5 +101,5 @@ fn udp_reuseaddr_share_sends_datagrams_to_the_socket_bound_last() {
         "{traffic:#?}"
     );
     assert!(share.summary.contains("receives none"), "{}", share.summary);
-    assert!(d.findings.iter().all(|f| f.code != "PW001"), "{:#?}", d.findings);
+    assert!(d.findings.iter().all(|f| f.code != CauseCode::HostProcess), "{:#?}", d.findings);
 }

@@ -357,6 +357,44 @@ impl Environment {
             .map_err(HarnessError::docker("upload_to_container"))
     }
 
+    /// Writes a file in the environment (creating or replacing it), with `mode`.
+    pub async fn write_file(&self, path: &str, content: &[u8], mode: u32) -> Result<(), HarnessError> {
+        let (dir, name) = path
+            .rsplit_once('/')
+            .filter(|(_, n)| !n.is_empty())
+            .ok_or_else(|| self.error(format!("{path} is not a file path")))?;
+        let dir = if dir.is_empty() { "/" } else { dir };
+        let archive = single_file_tar(name, mode, content).map_err(|e| self.error(e))?;
+        self.exec(&["mkdir", "-p", dir]).await?;
+        self.docker
+            .upload_to_container(
+                &self.id,
+                Some(UploadToContainerOptionsBuilder::new().path(dir).build()),
+                bollard::body_full(archive.into()),
+            )
+            .await
+            .map_err(HarnessError::docker("upload_to_container"))
+    }
+
+    /// What `systemctl stop` does, without systemd: SIGTERM every process named `process` (the
+    /// kernel's 15-byte comm) and wait until they are gone.
+    pub async fn stop_service(&self, process: &str) -> Result<(), HarnessError> {
+        let comm: String = process.chars().take(15).collect();
+        let script = format!(
+            "pkill -TERM -x {comm} 2>/dev/null; i=0; while pgrep -x {comm} >/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; \
+             ! pgrep -x {comm} >/dev/null || {{ echo \"{comm} still runs after SIGTERM\" >&2; exit 1; }}"
+        );
+        self.sh_ok(&script).await.map(|_| ())
+    }
+
+    /// What `systemctl start UNIT` does, for the services the faults run without systemd.
+    pub async fn start_service(&self, unit: &str) -> Result<(), HarnessError> {
+        match unit {
+            "systemd-resolved" => crate::faults::SystemdResolved::default().start(self).await.map(|_| ()),
+            other => Err(self.error(format!("no way to start service {other} in this environment"))),
+        }
+    }
+
     /// Stops dockerd gracefully (SIGTERM), starts it again and waits until it answers.
     pub async fn restart_dockerd(&self) -> Result<(), HarnessError> {
         self.signal_dockerd("TERM", Duration::from_secs(30)).await?;

@@ -2,11 +2,11 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bollard::Docker;
-use portwhy::diagnosis::Diagnosis;
-use portwhy::port::Proto;
+use portwhy::diagnosis::{Diagnosis, Finding};
+use portwhy::remedy::Purpose;
 use portwhy_harness::{EngineImage, EnvOptions, Environment, Fault, FirewallMode, RunLabels};
 use serde::Deserialize;
 use tokio::sync::mpsc::UnboundedSender;
@@ -14,14 +14,13 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::event::Event;
 use crate::matrix::CellPlan;
 use crate::outcome::{
-    CellOptions, CellResult, Observed, RemedyRecord, Status, TrafficObservation, TriggerRecord,
+    CellOptions, CellResult, DiagnoseInput, Observed, RemedySource, RemedyTrial, Status, TrafficObservation,
+    TrialOutcome, TriggerRecord,
 };
 use crate::probe;
-use crate::remedy::{self, Step};
-use crate::scenario::{Action, Answerer, BackendName, Cause, DiagnoseWhen, TrafficSource, TriggerResult};
-
-/// Where `portwhy` is copied inside every environment.
-const PORTWHY_IN_ENV: &str = "/usr/local/bin/portwhy";
+use crate::proof::{claim_remedy, not_tried, Proof, PORTWHY_IN_ENV};
+use crate::publish;
+use crate::scenario::{BackendName, BeforeStep, DiagnoseWhen, RemedyClaim, TriggerResult};
 
 /// What every cell of a run shares.
 pub struct Lab {
@@ -67,9 +66,12 @@ fn blank_result(plan: &CellPlan) -> CellResult {
         },
         trigger: TriggerRecord { command: s.trigger.display(), exit_code: -1, error: String::new() },
         diagnosis: None,
+        bundle: None,
+        portwhy: String::new(),
+        diagnose_input: Default::default(),
         expected: plan.expectation.clone(),
         observed: None,
-        remedy: None,
+        remedies: Vec::new(),
         status: Status::Error,
         failures: Vec::new(),
         duration_ms: 0,
@@ -147,9 +149,15 @@ async fn drive(
     let id = plan.id();
     let s = &plan.scenario;
     env.copy_in(&lab.portwhy_bin, "/usr/local/bin").await.map_err(|e| format!("copying portwhy in: {e}"))?;
-    let host_ip = probe::host_ip(env).await?.to_string();
-    for f in &s.faults {
-        let fault = fault_of(f, &host_ip)?;
+    rec.portwhy = env
+        .exec(&[PORTWHY_IN_ENV, "--version"])
+        .await
+        .map(|o| o.stdout.trim().to_owned())
+        .map_err(|e| format!("running portwhy --version: {e}"))?;
+    let host_ip = probe::host_ip(env).await?;
+    let faults: Vec<Fault> =
+        s.faults.iter().map(|f| fault_of(f, &host_ip.to_string())).collect::<Result<_, _>>()?;
+    for fault in &faults {
         let injected = fault.inject(env).await.map_err(|e| format!("injecting {}: {e}", fault.kind()))?;
         fault.check(env).await.map_err(|e| format!("{} injected but not observable: {e}", fault.kind()))?;
         let _ = tx.send(Event::FaultInjected {
@@ -157,98 +165,156 @@ async fn drive(
             kind: format!("{}: {}", injected.kind, injected.summary),
         });
     }
-    for action in &s.trigger.before {
-        match action {
-            Action::RestartDockerd => env
+    for step in &s.trigger.before {
+        match step {
+            BeforeStep::RestartDockerd => env
                 .restart_dockerd()
                 .await
                 .map_err(|e| format!("restarting dockerd before the trigger: {e}"))?,
         }
     }
     let query = s.port.to_string();
-    let mut diagnosis = match s.diagnose {
+    let before = match s.diagnose {
         DiagnoseWhen::BeforeTrigger => Some(diagnose(env, &query, None, None).await),
         DiagnoseWhen::AfterTrigger => None,
     };
-    let argv: Vec<String> = s.trigger.run.iter().map(|a| a.replace("{host_ip}", &host_ip)).collect();
+    let argv: Vec<String> =
+        s.trigger.run.iter().map(|a| a.replace("{host_ip}", &host_ip.to_string())).collect();
     let (exit_code, error) = trigger(env, &argv).await?;
     rec.trigger = TriggerRecord { command: argv.join(" "), exit_code, error: error.clone() };
     let _ = tx.send(Event::Triggered { cell: id.clone(), exit_code, error: error.clone() });
-    if diagnosis.is_none() {
-        let text = (exit_code != 0 && !error.trim().is_empty()).then_some(error.as_str());
-        // After a publish that succeeded, the triggered container holds the port itself: name it
-        // as the subject so portwhy explains where its traffic goes instead of blaming it.
-        let subject = (exit_code == 0).then(|| s.trigger.container_name()).flatten();
-        diagnosis = Some(diagnose(env, &query, text, subject).await);
-    }
-    let diagnosis = match diagnosis {
-        Some(Ok(d)) => Some(d),
-        Some(Err(e)) => {
+    let container = s.trigger.container_name().unwrap_or("web");
+    let outcome = match before {
+        Some(d) => d,
+        None => {
+            let text = (exit_code != 0 && !error.trim().is_empty()).then_some(error.as_str());
+            // After a publish that succeeded, the triggered container holds the port itself: name it
+            // as the subject so portwhy explains where its traffic goes instead of blaming it.
+            let subject = (exit_code == 0).then_some(container);
+            rec.diagnose_input =
+                DiagnoseInput { error: text.map(str::to_owned), container: subject.map(str::to_owned) };
+            diagnose(env, &query, text, subject).await
+        }
+    };
+    let diagnosis = match outcome {
+        Ok((d, bundle)) => {
+            rec.bundle = Some(bundle);
+            Some(d)
+        }
+        Err(e) => {
             rec.failures.push(format!("portwhy: {e}"));
             None
         }
-        None => None,
     };
-    // The verdict is the first finding that explains a conflict; notes (low confidence, no-conflict)
-    // count only when nothing else was found.
-    let cause = diagnosis
-        .as_ref()
-        .and_then(|d| d.findings.iter().find(|f| f.is_conflict()).or_else(|| d.findings.first()))
-        .map(|f| f.code.clone());
-    let _ = tx.send(Event::Diagnosed { cell: id.clone(), cause: cause.clone() });
+    let verdict = diagnosis.as_ref().and_then(|d| d.verdict());
+    let cause = verdict.map(|f| f.code);
+    let _ = tx.send(Event::Diagnosed { cell: id.clone(), cause });
 
+    let publish = publish::first(&argv)?;
     if exit_code == 0 && !plan.expectation.traffic.is_empty() {
-        // A "nothing answered" only means something once the container itself answers.
-        let name = s.trigger.container_name().unwrap_or("web");
-        let cport = remedy::container_port_of(&argv).unwrap_or(80);
-        container_ready(env, name, cport, s.port.proto).await?;
+        probe::container_ready(env, container, publish.container_port, s.port.proto).await?;
     }
     let mut traffic = Vec::new();
     for check in &plan.expectation.traffic {
         let port = check.port.unwrap_or(s.port.port);
         let (answered, reply) =
-            probe_until(env, check.from, check.client.as_deref(), check.proto, port, check.answers).await;
+            probe::probe_until(env, check.from, check.client.as_deref(), check.proto, port, check.answers)
+                .await;
         traffic.push(TrafficObservation { from: check.from, expected: check.answers, answered, reply });
     }
     let observed = Observed {
         trigger: if exit_code == 0 { TriggerResult::Succeeds } else { TriggerResult::Fails },
         stage: diagnosis.as_ref().and_then(|d| d.error.as_ref()).map(|e| e.stage),
         cause,
-        findings: diagnosis
-            .as_ref()
-            .map(|d| d.findings.iter().map(|f| f.code.clone()).collect())
-            .unwrap_or_default(),
+        findings: diagnosis.as_ref().map(|d| d.findings.iter().map(|f| f.code).collect()).unwrap_or_default(),
         traffic,
     };
     rec.failures.extend(crate::verdict::compare(&plan.expectation, &observed));
     rec.observed = Some(observed);
-    rec.diagnosis = diagnosis;
 
-    if needs_remedy(plan.expectation.cause) {
-        let record = apply_remedy(env, plan, rec, &argv).await;
-        match &record {
-            Some(r) => {
-                let _ = tx.send(Event::Remedied {
-                    cell: id.clone(),
-                    command: r.applied.clone(),
-                    verified: r.verified,
-                });
-                if !r.verified {
-                    rec.failures
-                        .push(format!("remedy `{}` did not make the publish work: {}", r.applied, r.detail));
-                }
-            }
-            None => rec.failures.push("portwhy proposed no remedy the runner could apply".to_owned()),
-        }
-        rec.remedy = record;
+    if let Some(finding) = verdict.filter(|f| !f.code.is_note()) {
+        let proof = Proof {
+            env,
+            trigger: &argv,
+            container,
+            query: &s.port,
+            traffic: &plan.expectation.traffic,
+            host_ip,
+            ipv6: s.environment.ipv6,
+            faults: &faults,
+        };
+        rec.remedies = prove(&proof, finding, &plan.expectation.claims, tx, &id).await;
+        rec.failures.extend(crate::verdict::compare_remedies(&plan.expectation, &rec.remedies));
     }
+    rec.diagnosis = diagnosis;
     rec.status = if rec.failures.is_empty() { Status::Pass } else { Status::Fail };
     Ok(())
 }
 
-/// Causes with nothing to fix: the no-conflict verdict and the stopped-container note.
-fn needs_remedy(cause: Cause) -> bool {
-    !matches!(cause, Cause::NoConflict | Cause::StoppedContainer)
+/// Try the verdict's remedies and the scenario's claims, in an order that leaves each one the cause
+/// it is meant to remove:
+/// 1. workarounds (they leave the cause in place) and checks (read-only);
+/// 2. the claims of the seed documents (each measured; the cause is put back after one removes it);
+/// 3. portwhy's fixes, lowest risk first, until one is proven; the rest are not tried.
+async fn prove(
+    proof: &Proof<'_>,
+    finding: &Finding,
+    claims: &[RemedyClaim],
+    tx: &UnboundedSender<Event>,
+    id: &crate::outcome::CellId,
+) -> Vec<RemedyTrial> {
+    let mut trials = Vec::new();
+    let mut cause_present = true;
+    let report = |t: &RemedyTrial| {
+        let _ = tx.send(Event::Remedied { cell: id.clone(), command: t.command.clone(), outcome: t.outcome });
+    };
+    for r in finding.remedies.iter().filter(|r| r.purpose != Purpose::Fix) {
+        let t = proof.trial(r, RemedySource::Portwhy).await;
+        report(&t);
+        trials.push(t);
+    }
+    for c in claims {
+        if let Err(e) = ensure_cause(proof, &mut cause_present).await {
+            trials.push(not_tried(&claim_remedy(&c.action), RemedySource::Claim, e));
+            continue;
+        }
+        let t = proof.trial(&claim_remedy(&c.action), RemedySource::Claim).await;
+        cause_present = t.outcome != TrialOutcome::Proven;
+        report(&t);
+        trials.push(t);
+    }
+    let mut proven: Option<String> = None;
+    for r in finding.fixes() {
+        if let Some(first) = &proven {
+            trials.push(not_tried(
+                r,
+                RemedySource::Portwhy,
+                format!("a lower-risk fix was proven first: `{first}`"),
+            ));
+            continue;
+        }
+        if let Err(e) = ensure_cause(proof, &mut cause_present).await {
+            trials.push(not_tried(r, RemedySource::Portwhy, e));
+            continue;
+        }
+        let t = proof.trial(r, RemedySource::Portwhy).await;
+        if t.outcome == TrialOutcome::Proven {
+            proven = Some(t.command.clone());
+            cause_present = false;
+        }
+        report(&t);
+        trials.push(t);
+    }
+    trials
+}
+
+/// Put the cause back when the last trial removed it.
+async fn ensure_cause(proof: &Proof<'_>, present: &mut bool) -> Result<(), String> {
+    if !*present {
+        proof.restore_cause().await?;
+        *present = true;
+    }
+    Ok(())
 }
 
 /// Run the trigger; returns the exit code and the daemon's text (stderr).
@@ -258,14 +324,35 @@ async fn trigger(env: &Environment, argv: &[String]) -> Result<(i64, String), St
     Ok((out.exit_code, out.stderr.trim().to_owned()))
 }
 
-/// `portwhy diagnose QUERY [--error TEXT] [--container NAME] --json` inside the environment.
+/// Where the bundle `portwhy collect` writes lives inside the environment.
+const BUNDLE_IN_ENV: &str = "/run/portwhy/bundle.json";
+
+/// `portwhy collect QUERY` into a bundle, then `portwhy diagnose --evidence BUNDLE [--error TEXT]
+/// [--container NAME] --json`, inside the environment: the verdict is made from the bundle the
+/// fast layer replays. Returns the diagnosis and the bundle.
 async fn diagnose(
     env: &Environment,
     query: &str,
     error: Option<&str>,
     subject: Option<&str>,
-) -> Result<Diagnosis, String> {
-    let mut argv = vec![PORTWHY_IN_ENV, "diagnose", query, "--json"];
+) -> Result<(Diagnosis, serde_json::Value), String> {
+    let collect = env
+        .sh(&format!("{PORTWHY_IN_ENV} collect {} > {BUNDLE_IN_ENV}", portwhy::remedy::quote(query)))
+        .await
+        .map_err(|e| format!("running portwhy collect: {e}"))?;
+    // 0 no conflict, 1 conflict, 3 inconclusive: all write a bundle. 2 and 4 are failures.
+    if !matches!(collect.exit_code, 0 | 1 | 3) {
+        return Err(format!(
+            "`portwhy collect {query}` exited {}: {}",
+            collect.exit_code,
+            collect.stderr.trim()
+        ));
+    }
+    let bundle_text =
+        env.exec(&["cat", BUNDLE_IN_ENV]).await.map_err(|e| format!("reading the bundle: {e}"))?.stdout;
+    let bundle: serde_json::Value =
+        serde_json::from_str(&bundle_text).map_err(|e| format!("the bundle does not parse as JSON: {e}"))?;
+    let mut argv = vec![PORTWHY_IN_ENV, "diagnose", query, "--evidence", BUNDLE_IN_ENV, "--json"];
     if let Some(e) = error {
         argv.extend(["--error", e]);
     }
@@ -273,183 +360,16 @@ async fn diagnose(
         argv.extend(["--container", c]);
     }
     let out = env.exec(&argv).await.map_err(|e| format!("running portwhy: {e}"))?;
-    // 0 no conflict, 1 conflict, 3 inconclusive: all print a diagnosis. 2 and 4 are failures.
     if !matches!(out.exit_code, 0 | 1 | 3) {
         return Err(format!("`{}` exited {}: {}", argv.join(" "), out.exit_code, out.stderr.trim()));
     }
-    serde_json::from_str(&out.stdout).map_err(|e| {
+    let d = serde_json::from_str(&out.stdout).map_err(|e| {
         let head: String = out.stdout.chars().take(300).collect();
         format!(
             "portwhy --json output (exit {}) does not parse as a Diagnosis ({e}): `{head}`; stderr: {}",
             out.exit_code,
             out.stderr.trim()
         )
-    })
-}
-
-/// Wait (at most ~5 s) until the trigger's container answers on its own address, so a probe that
-/// gets nothing through the published port shows a routing fault, not a slow start.
-async fn container_ready(env: &Environment, name: &str, port: u16, proto: Proto) -> Result<(), String> {
-    let ip = env
-        .exec(&["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", name])
-        .await
-        .map_err(|e| e.to_string())?
-        .stdout
-        .split_whitespace()
-        .next()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("container {name} has no address"))?;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (who, reply) = probe::probe_address(env, &ip, proto, port).await;
-        if who == Answerer::Container {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!("container {name} never answered on {ip}:{port}/{proto} ({reply})"));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Probe until the answer matches (servers in fresh containers take a moment to listen), at most ~3 s.
-async fn probe_until(
-    env: &Environment,
-    from: TrafficSource,
-    client: Option<&str>,
-    proto: Proto,
-    port: u16,
-    want: Answerer,
-) -> (Answerer, String) {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let (got, reply) = probe::probe(env, from, client, proto, port).await;
-        if got == want || Instant::now() > deadline {
-            return (got, reply);
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
-/// Apply the remedies of the first conflict finding, lowest risk first, until one makes the publish
-/// work; the record names the one that did (or the last one tried) and what the others did.
-async fn apply_remedy(
-    env: &Environment,
-    plan: &CellPlan,
-    rec: &CellResult,
-    argv: &[String],
-) -> Option<RemedyRecord> {
-    let d = rec.diagnosis.as_ref()?;
-    let finding = d.findings.iter().find(|f| f.is_conflict()).or_else(|| d.findings.first())?;
-    let mut earlier: Vec<String> = Vec::new();
-    let mut last = None;
-    for chosen in remedy::executable(&finding.remedies, argv) {
-        let record = try_remedy(env, plan, &chosen, argv).await;
-        if record.verified {
-            let mut record = record;
-            if !earlier.is_empty() {
-                record.detail = format!("{}; tried first: {}", record.detail, earlier.join(" | "));
-            }
-            return Some(record);
-        }
-        earlier.push(format!("`{}` ({}): {}", record.applied, record.risk.as_str(), record.detail));
-        last = Some(record);
-    }
-    last.map(|mut r| {
-        r.detail = earlier.join(" | ");
-        r
-    })
-}
-
-async fn try_remedy(
-    env: &Environment,
-    plan: &CellPlan,
-    chosen: &remedy::Plan,
-    argv: &[String],
-) -> RemedyRecord {
-    let mut new_argv = argv.to_vec();
-    let mut detail = Vec::new();
-    for step in &chosen.steps {
-        match step {
-            Step::Retrigger(a) => new_argv = a.clone(),
-            Step::SuggestPort(cmd) => {
-                let cmd = cmd.replacen("portwhy", PORTWHY_IN_ENV, 1);
-                match env.sh(&cmd).await {
-                    Ok(o) => match remedy::suggested_port(&o.stdout, plan.scenario.port.port) {
-                        Some(p) => new_argv = remedy::with_host_port(&new_argv, p),
-                        None => detail.push(format!(
-                            "`{cmd}` printed no port (exit {}): {}",
-                            o.exit_code,
-                            o.stderr.trim()
-                        )),
-                    },
-                    Err(e) => detail.push(format!("`{cmd}`: {e}")),
-                }
-            }
-            Step::RestartDockerd => {
-                if let Err(e) = env.restart_dockerd().await {
-                    detail.push(format!("restarting dockerd: {e}"));
-                }
-            }
-            Step::Shell(cmd) => match env.sh(cmd).await {
-                Ok(o) if o.success() => {}
-                Ok(o) => detail.push(format!("`{cmd}` exited {}: {}", o.exit_code, o.stderr.trim())),
-                Err(e) => detail.push(format!("`{cmd}`: {e}")),
-            },
-        }
-    }
-    let name = plan.scenario.trigger.container_name().unwrap_or("web");
-    let _ = env.exec(&["docker", "rm", "-f", name]).await;
-    let verified = match trigger(env, &new_argv).await {
-        Ok((0, _)) => {
-            let port = remedy::host_port(&new_argv).unwrap_or(plan.scenario.port.port);
-            let proto = plan.scenario.port.proto;
-            let default = if new_argv.iter().any(|a| a.starts_with("127.")) {
-                TrafficSource::Loopback4
-            } else {
-                TrafficSource::Outside
-            };
-            // The addresses that matter: the default path, plus the cross-network path the scenario
-            // found broken (a hairpin is only fixed when that path works).
-            let mut sources: Vec<(TrafficSource, Option<&str>)> = vec![(default, None)];
-            for t in &plan.expectation.traffic {
-                let source = (t.from, t.client.as_deref());
-                if t.from == TrafficSource::OtherNetwork && !sources.contains(&source) {
-                    sources.push(source);
-                }
-            }
-            detail.push(format!("re-trigger `{}` exited 0", new_argv.join(" ")));
-            let mut all = true;
-            for (from, client) in sources {
-                let (answered, reply) =
-                    probe_until(env, from, client, proto, port, Answerer::Container).await;
-                detail.push(format!(
-                    "traffic from {} to {port}/{proto}: {} answered ({reply})",
-                    from.as_str(),
-                    answered.as_str()
-                ));
-                all &= answered == Answerer::Container;
-            }
-            all
-        }
-        Ok((code, err)) => {
-            detail.push(format!("re-trigger `{}` exited {code}: {err}", new_argv.join(" ")));
-            false
-        }
-        Err(e) => {
-            detail.push(e);
-            false
-        }
-    };
-    RemedyRecord {
-        command: chosen.remedy.command.clone(),
-        risk: chosen.remedy.risk,
-        applied: if chosen.retriggers() {
-            chosen.applied()
-        } else {
-            format!("{} && {}", chosen.applied(), new_argv.join(" "))
-        },
-        verified,
-        detail: detail.join("; "),
-    }
+    })?;
+    Ok((d, bundle))
 }

@@ -1,6 +1,8 @@
 //! The event stream of a run: cells emit events on one channel, every reporter consumes them.
 
-use crate::outcome::{CellId, CellResult};
+use portwhy::cause::CauseCode;
+
+use crate::outcome::{CellId, CellResult, TrialOutcome};
 
 /// Something that happened in a cell. Reporters see them in the order the cell emitted them;
 /// cells running in parallel interleave.
@@ -30,12 +32,13 @@ pub enum Event {
     },
     Diagnosed {
         cell: CellId,
-        cause: Option<String>,
+        cause: Option<CauseCode>,
     },
+    /// One remedy was tried (or skipped).
     Remedied {
         cell: CellId,
         command: String,
-        verified: bool,
+        outcome: TrialOutcome,
     },
     Finished {
         result: Box<CellResult>,
@@ -71,10 +74,10 @@ impl Event {
             Self::FaultInjected { cell, kind } => format!("{cell}: injected {kind}"),
             Self::Triggered { cell, exit_code, .. } => format!("{cell}: trigger exited {exit_code}"),
             Self::Diagnosed { cell, cause } => {
-                format!("{cell}: portwhy says {}", cause.as_deref().unwrap_or("nothing"))
+                format!("{cell}: portwhy says {}", cause.map_or("nothing", |c| c.code()))
             }
-            Self::Remedied { cell, command, verified } => {
-                format!("{cell}: remedy `{command}` {}", if *verified { "verified" } else { "NOT verified" })
+            Self::Remedied { cell, command, outcome } => {
+                format!("{cell}: remedy `{command}` {}", outcome.as_str())
             }
             Self::Finished { result } => {
                 format!("{}: {} in {} ms", result.id(), result.status.as_str(), result.duration_ms)

@@ -1,13 +1,17 @@
 //! The result of one matrix cell: what `results.json` holds and every reporter reads.
 
-use portwhy::diagnosis::{Diagnosis, Risk};
+use portwhy::cause::CauseCode;
+use portwhy::diagnosis::Diagnosis;
 use portwhy::parse::error::Stage;
+use portwhy::remedy::{ActionKind, Purpose, Risk};
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{Answerer, BackendName, Cause, Expectation, SeedSource, TrafficSource, TriggerResult};
+use crate::scenario::{Answerer, BackendName, Expectation, SeedSource, TrafficSource, TriggerResult};
 
 /// Version of the results.json document. Bump on any incompatible change.
-pub const RESULTS_SCHEMA_VERSION: u32 = 1;
+/// 2: typed causes, every remedy tried with its outcome (`remedies`), and the evidence bundle
+/// each cell's verdict was made from (`bundle`, `portwhy`).
+pub const RESULTS_SCHEMA_VERSION: u32 = 2;
 
 /// The whole results.json file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,17 +85,64 @@ pub struct TrafficObservation {
     pub reply: String,
 }
 
-/// The remedy that was applied and whether the port then worked.
+/// The daemon's text and the subject container handed to `portwhy diagnose` with the bundle.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiagnoseInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+}
+
+/// Where a tried remedy came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RemedySource {
+    /// One of portwhy's remedies for the verdict's finding.
+    Portwhy,
+    /// A remedy a seed document recommends (the scenario's `claims`).
+    Claim,
+}
+
+/// What trying a remedy showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrialOutcome {
+    /// It ran, and the publish it aims at then worked with the probes to show it (for a check: it
+    /// ran and exited 0).
+    Proven,
+    /// It ran, and the publish still failed or the traffic still went elsewhere.
+    Failed,
+    /// Not run; `why` says why (a lower-risk fix was proven first, it needs another OS, ...).
+    NotTried,
+}
+
+impl TrialOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Proven => "proven",
+            Self::Failed => "failed",
+            Self::NotTried => "not tried",
+        }
+    }
+}
+
+/// One remedy and what trying it in the environment showed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RemedyRecord {
-    /// As `portwhy` proposed it.
-    pub command: String,
+pub struct RemedyTrial {
+    pub source: RemedySource,
+    pub kind: ActionKind,
+    pub purpose: Purpose,
     pub risk: Risk,
-    /// What the runner ran after filling placeholders (may differ from `command`).
-    pub applied: String,
-    pub verified: bool,
-    /// Why it is (not) verified: the re-trigger's exit code and error, the probes after it.
-    pub detail: String,
+    /// The line a user copies, as portwhy (or the claim) rendered it.
+    pub command: String,
+    pub outcome: TrialOutcome,
+    /// What the runner ran, step by step (the lab has no systemd: a service stop is a signal to its
+    /// process, a daemon restart is the environment's own), then the re-trigger.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ran: Vec<String>,
+    /// Why it is proven or not: the re-trigger's exit code and error, the probes after it.
+    pub why: String,
 }
 
 /// What the cell observed, in the same terms as the expectation.
@@ -100,11 +151,11 @@ pub struct Observed {
     pub trigger: TriggerResult,
     /// `portwhy`'s classification of the error text.
     pub stage: Option<Stage>,
-    /// Code of `portwhy`'s first conflict finding (its first finding when none is a conflict).
-    pub cause: Option<String>,
+    /// `portwhy`'s verdict: its first conflict finding (its first finding when none is a conflict).
+    pub cause: Option<CauseCode>,
     /// Codes of every finding, in order.
     #[serde(default)]
-    pub findings: Vec<String>,
+    pub findings: Vec<CauseCode>,
     pub traffic: Vec<TrafficObservation>,
 }
 
@@ -121,11 +172,23 @@ pub struct CellResult {
     pub backend: BackendName,
     pub options: CellOptions,
     pub trigger: TriggerRecord,
-    /// `portwhy diagnose --json` output, when it ran and parsed.
+    /// `portwhy diagnose --json` output, when it ran and parsed: made from `bundle`.
     pub diagnosis: Option<Diagnosis>,
+    /// The evidence bundle `portwhy collect` took in the environment after the trigger; the fast
+    /// layer re-diagnoses it with today's rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<serde_json::Value>,
+    /// `portwhy --version` of the binary that collected and diagnosed (version and commit).
+    #[serde(default)]
+    pub portwhy: String,
+    /// What `portwhy diagnose` was given beside the bundle, so a replay asks the same question.
+    #[serde(default)]
+    pub diagnose_input: DiagnoseInput,
     pub expected: Expectation,
     pub observed: Option<Observed>,
-    pub remedy: Option<RemedyRecord>,
+    /// Every remedy tried (workarounds, claims, fixes, checks) with its outcome.
+    #[serde(default)]
+    pub remedies: Vec<RemedyTrial>,
     pub status: Status,
     /// Every way the cell differed from the expectation, or why it could not run.
     pub failures: Vec<String>,
@@ -141,14 +204,39 @@ impl CellResult {
         }
     }
 
-    /// The cause `portwhy` named first, typed.
-    pub fn observed_cause(&self) -> Option<Cause> {
-        self.observed.as_ref().and_then(|o| o.cause.as_deref()).and_then(Cause::from_code)
+    /// The cause `portwhy` named first.
+    pub fn observed_cause(&self) -> Option<CauseCode> {
+        self.observed.as_ref().and_then(|o| o.cause)
     }
 
-    /// The one-line verdict of the first finding.
+    /// The fix that was proven (portwhy's own, not a claim).
+    pub fn proven_fix(&self) -> Option<&RemedyTrial> {
+        self.remedies.iter().find(|r| {
+            r.source == RemedySource::Portwhy
+                && r.purpose == Purpose::Fix
+                && r.outcome == TrialOutcome::Proven
+        })
+    }
+
+    /// The verdict's code, or `-`.
+    pub fn cause_text(&self) -> &'static str {
+        self.observed_cause().map_or("-", |c| c.code())
+    }
+
+    /// One phrase for tables: which fix was proven, or that none was.
+    pub fn remedy_text(&self) -> String {
+        if self.remedies.is_empty() {
+            return "-".to_owned();
+        }
+        match self.proven_fix() {
+            Some(t) => format!("{} proven ({})", t.kind, t.risk.as_str()),
+            None => "no fix proven".to_owned(),
+        }
+    }
+
+    /// The one-line verdict of the verdict's finding.
     pub fn verdict_line(&self) -> Option<&str> {
-        self.diagnosis.as_ref().and_then(|d| d.findings.first()).map(|f| f.summary.as_str())
+        self.diagnosis.as_ref().and_then(|d| d.verdict()).map(|f| f.summary.as_str())
     }
 }
 

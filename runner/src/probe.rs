@@ -6,7 +6,7 @@
 //! environment's address from the runner's own network namespace.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use portwhy::port::Proto;
 use portwhy_harness::Environment;
@@ -106,6 +106,51 @@ pub async fn probe_address(env: &Environment, addr: &str, proto: Proto, port: u1
     match in_env(env, &nc_line(addr, port, proto)).await {
         Ok(r) => (classify(&strip_nc_noise(&r)), r.trim().to_owned()),
         Err(e) => (Answerer::Nothing, e),
+    }
+}
+
+/// Probe until the answer is `want` (servers in fresh containers take a moment to listen), at
+/// most ~3 s; returns the last answer.
+pub async fn probe_until(
+    env: &Environment,
+    from: TrafficSource,
+    client: Option<&str>,
+    proto: Proto,
+    port: u16,
+    want: Answerer,
+) -> (Answerer, String) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let (got, reply) = probe(env, from, client, proto, port).await;
+        if got == want || Instant::now() > deadline {
+            return (got, reply);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Wait (at most ~5 s) until container `name` answers on its own address, so a probe that gets
+/// nothing through the published port shows a routing fault, not a slow start.
+pub async fn container_ready(env: &Environment, name: &str, port: u16, proto: Proto) -> Result<(), String> {
+    let ip = env
+        .exec(&["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", name])
+        .await
+        .map_err(|e| e.to_string())?
+        .stdout
+        .split_whitespace()
+        .next()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("container {name} has no address"))?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (who, reply) = probe_address(env, &ip, proto, port).await;
+        if who == Answerer::Container {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("container {name} never answered on {ip}:{port}/{proto} ({reply})"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

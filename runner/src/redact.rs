@@ -9,6 +9,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::{json, Value};
 
+use portwhy::diagnosis::Diagnosis;
+
 use crate::outcome::CellResult;
 
 struct Rule {
@@ -31,6 +33,8 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(r"\bpid[= ](\d+)\b", "pid [PID]"),
         // Remedies that name processes: `kill 192`, `kill 192 204`.
         rule(r"\bkill(?: \d+)+\b", "kill [PID]"),
+        // nft rule handles are allocated per ruleset and differ between runs.
+        rule(r"\bhandle \d+\b", "handle [HANDLE]"),
         rule(r"\b(\d+(\.\d+)?) ?(ms|s)\b", "[ELAPSED]"),
         // Link-local and global IPv6 addresses (`::`, `::1` stay).
         rule(r"\b(?:fe80|fd[0-9a-f]{2}|2001):[0-9a-f:]+\b", "[IP6]"),
@@ -61,10 +65,12 @@ pub fn text(input: &str) -> String {
     out
 }
 
-/// The snapshot of one cell: verdict and remedy, not logs (the failure texts quote command output,
-/// so they stay in results.json); every string redacted.
-pub fn cell_view(c: &CellResult) -> Value {
-    let first = c.diagnosis.as_ref().and_then(|d| d.findings.first());
+/// The snapshot of one cell: the verdict `verdict` (today's rules over the cell's recorded bundle)
+/// and what the cell measured (the trigger, the probes, every remedy tried), not logs; every string
+/// redacted. `recording` says whether the recorded verdict is still what today's rules give.
+pub fn cell_view(c: &CellResult, verdict: &Diagnosis) -> Value {
+    let first = verdict.verdict();
+    let recorded_same = c.diagnosis.as_ref().is_some_and(|d| d.findings == verdict.findings);
     json!({
         "scenario": c.scenario,
         "engine": c.engine_name,
@@ -74,21 +80,33 @@ pub fn cell_view(c: &CellResult) -> Value {
             "error": text(&c.trigger.error),
         },
         "verdict": {
-            "stage": c.observed.as_ref().and_then(|o| o.stage),
-            "cause": first.map(|f| f.code.clone()),
+            "stage": verdict.error.as_ref().map(|e| e.stage),
+            "cause": first.map(|f| f.code),
             "summary": first.map(|f| text(&f.summary)),
             "confidence": first.map(|f| f.confidence),
+            "remedies": first.map(|f| f.remedies.iter().map(|r| json!({
+                "kind": r.kind(),
+                "purpose": r.purpose,
+                "risk": r.risk,
+                "command": text(&r.command),
+            })).collect::<Vec<_>>()),
         },
         "traffic": c.observed.as_ref().map(|o| o.traffic.iter().map(|t| json!({
             "from": t.from,
             "answered": t.answered,
         })).collect::<Vec<_>>()),
-        "remedy": c.remedy.as_ref().map(|r| json!({
-            "command": text(&r.command),
-            "risk": r.risk,
-            "verified": r.verified,
-        })),
+        "remedies_tried": c.remedies.iter().map(|r| json!({
+            "kind": r.kind,
+            "source": r.source,
+            "purpose": r.purpose,
+            "outcome": r.outcome,
+        })).collect::<Vec<_>>(),
         "status": c.status,
+        "recording": if recorded_same {
+            "today's rules give the recorded verdict"
+        } else {
+            "older than the rules: today's verdict differs from the one the live run recorded (refresh: see README, Snapshots)"
+        },
     })
 }
 

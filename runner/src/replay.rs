@@ -126,6 +126,14 @@ pub fn skeleton(ev: &Evidence, name: &str) -> String {
         (Some(ip), p) => format!("{ip}:{port}:{port}/{}", proto(p)),
         (None, p) => format!("{port}:{port}/{}", proto(p)),
     };
+    // The bundle's own verdict is the starting guess for the expectation.
+    let d = portwhy::rules::diagnose(ev, None);
+    let verdict = d.verdict();
+    let cause = verdict.map_or(portwhy::cause::CauseCode::HostProcess, |f| f.code);
+    let remedy = verdict
+        .and_then(|f| f.fixes().next())
+        .map(|r| format!("remedy = \"{}\"\n", r.kind()))
+        .unwrap_or_default();
     let mut out = String::new();
     let _ = write!(
         out,
@@ -136,7 +144,7 @@ pub fn skeleton(ev: &Evidence, name: &str) -> String {
          [seed_claim]\nsource = \"portwhy\"\nclaim = \"A conflict reported from a real host, replayed from its evidence bundle.\"\n\n\
          [environment]\nrootless = {rootless}\nipv6 = {ipv6}\n{faults}\n\
          [trigger]\nrun = [\"docker\", \"run\", \"-d\", \"--name\", \"web\", \"-p\", \"{publish}\", \"busybox\", \"sh\", \"-c\", \"while :; do echo container web | nc -l -p {port}; done\"]\n\n\
-         [expect]\ntrigger = \"fails\"\nstage = \"host-bind\"\ncause = \"PW001\"\n"
+         [expect]\ntrigger = \"fails\"\nstage = \"host-bind\"\ncause = \"{cause}\"\n{remedy}"
     );
     out
 }

@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use portwhy::cause::CauseCode;
 use portwhy::parse::error::Stage;
 use portwhy::port::{PortQuery, Proto};
+use portwhy::remedy::{Action, ActionKind};
 use serde::{Deserialize, Serialize};
 
 /// A harness fault as written in the file: kept as a table because `{host_ip}` is only known inside
@@ -68,10 +70,11 @@ pub enum SeedSource {
 }
 
 impl SeedSource {
-    pub fn file_name(self) -> &'static str {
+    /// The document's title, as reports cite it.
+    pub fn title(self) -> &'static str {
         match self {
-            Self::Seed1 => "000_6f5509e30c1bb32c.txt",
-            Self::Seed2 => "001_92200d1571fdd97d.txt",
+            Self::Seed1 => "Docker port binding: address already in use",
+            Self::Seed2 => "Understanding Port Sharing and SO_REUSEADDR in Docker",
             Self::Project => "-",
         }
     }
@@ -157,7 +160,7 @@ impl std::str::FromStr for BackendName {
 pub struct Trigger {
     /// Done after the faults, before the trigger (e.g. bring a killed daemon back, as systemd would).
     #[serde(default)]
-    pub before: Vec<Action>,
+    pub before: Vec<BeforeStep>,
     /// Full argv, starting with `docker run`; must name the container (`--name`) and detach (`-d`).
     /// `{host_ip}` stands for the environment's own address.
     pub run: Vec<String>,
@@ -166,7 +169,7 @@ pub struct Trigger {
 /// A step the runner takes between the faults and the trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Action {
+pub enum BeforeStep {
     /// Start dockerd again (stopping it first if it runs), and wait until it answers.
     RestartDockerd,
 }
@@ -224,13 +227,22 @@ pub struct ExpectSpec {
     /// Required when the trigger fails; forbidden when it succeeds.
     #[serde(default)]
     pub stage: Option<Stage>,
-    pub cause: Cause,
+    pub cause: CauseCode,
     /// Causes that must also appear among the findings (notes such as PW011 beside PW000).
     #[serde(default)]
-    pub also: Vec<Cause>,
+    pub also: Vec<CauseCode>,
     /// For silent cases: who answers on the port, from where.
     #[serde(default)]
     pub traffic: Vec<TrafficCheck>,
+    /// The remedy that must be proven: the lowest-risk fix portwhy proposes that removes the cause,
+    /// run in the environment, then the same publish on the same port works. Required unless the
+    /// cause is a note (PW000, PW011).
+    #[serde(default)]
+    pub remedy: Option<ActionKind>,
+    /// Remedies a document claims would work, tried first as the user would run them: each states
+    /// whether it removes the cause, as measured.
+    #[serde(default)]
+    pub claims: Vec<RemedyClaim>,
     /// Keyed by engine name or version prefix (`"28"`, `"20.10"`, `"sid"`): fields replace the base.
     #[serde(default)]
     pub engine: BTreeMap<String, ExpectOverride>,
@@ -241,9 +253,11 @@ pub struct ExpectSpec {
 pub struct ExpectOverride {
     pub trigger: Option<TriggerResult>,
     pub stage: Option<Stage>,
-    pub cause: Option<Cause>,
-    pub also: Option<Vec<Cause>>,
+    pub cause: Option<CauseCode>,
+    pub also: Option<Vec<CauseCode>>,
     pub traffic: Option<Vec<TrafficCheck>>,
+    pub remedy: Option<ActionKind>,
+    pub claims: Option<Vec<RemedyClaim>>,
     /// Why this engine differs (a moby issue, a measured change); shown in reports.
     pub note: Option<String>,
 }
@@ -255,93 +269,24 @@ pub enum TriggerResult {
     Succeeds,
 }
 
+/// A remedy a seed document recommends, tested as a claim: the action as the user would run it, and
+/// whether it removes the cause on this engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemedyClaim {
+    pub action: Action,
+    /// What was measured: true when, after it, the same publish works with the traffic probes.
+    pub removes_cause: bool,
+    /// The claim in our own words and what the measurement showed.
+    pub note: String,
+}
+
 /// The expected outcome of the trigger, stage included only when it fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "trigger", rename_all = "lowercase")]
 pub enum ExpectedTrigger {
     Fails { stage: Stage },
     Succeeds,
-}
-
-/// The stable cause codes of `portwhy` (see `portwhy explain CODE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Cause {
-    #[serde(rename = "PW000")]
-    NoConflict,
-    #[serde(rename = "PW001")]
-    HostProcess,
-    #[serde(rename = "PW002")]
-    ContainerHolds,
-    #[serde(rename = "PW003")]
-    StaleProxy,
-    #[serde(rename = "PW004")]
-    RootlesskitHolds,
-    #[serde(rename = "PW005")]
-    OrphanedDnat,
-    #[serde(rename = "PW006")]
-    SplitBackend,
-    #[serde(rename = "PW007")]
-    ResolverStub,
-    #[serde(rename = "PW008")]
-    SilentShare,
-    #[serde(rename = "PW009")]
-    RootlessRegression,
-    #[serde(rename = "PW010")]
-    HairpinIsolation,
-    #[serde(rename = "PW011")]
-    StoppedContainer,
-    #[serde(rename = "PW012")]
-    PrivilegedPort,
-    #[serde(rename = "PW013")]
-    Platform,
-}
-
-impl Cause {
-    pub const ALL: [Cause; 14] = [
-        Self::NoConflict,
-        Self::HostProcess,
-        Self::ContainerHolds,
-        Self::StaleProxy,
-        Self::RootlesskitHolds,
-        Self::OrphanedDnat,
-        Self::SplitBackend,
-        Self::ResolverStub,
-        Self::SilentShare,
-        Self::RootlessRegression,
-        Self::HairpinIsolation,
-        Self::StoppedContainer,
-        Self::PrivilegedPort,
-        Self::Platform,
-    ];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::NoConflict => "PW000",
-            Self::HostProcess => "PW001",
-            Self::ContainerHolds => "PW002",
-            Self::StaleProxy => "PW003",
-            Self::RootlesskitHolds => "PW004",
-            Self::OrphanedDnat => "PW005",
-            Self::SplitBackend => "PW006",
-            Self::ResolverStub => "PW007",
-            Self::SilentShare => "PW008",
-            Self::RootlessRegression => "PW009",
-            Self::HairpinIsolation => "PW010",
-            Self::StoppedContainer => "PW011",
-            Self::PrivilegedPort => "PW012",
-            Self::Platform => "PW013",
-        }
-    }
-
-    pub fn from_code(code: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.code().eq_ignore_ascii_case(code))
-    }
-}
-
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
-    }
 }
 
 /// One traffic probe: send a line to the port from `from`, see who answers.
@@ -417,10 +362,15 @@ impl Answerer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Expectation {
     pub trigger: ExpectedTrigger,
-    pub cause: Cause,
+    pub cause: CauseCode,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub also: Vec<Cause>,
+    pub also: Vec<CauseCode>,
     pub traffic: Vec<TrafficCheck>,
+    /// The fix that must be proven (`None` for notes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<ActionKind>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<RemedyClaim>,
     /// The override's note, when one applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -484,6 +434,8 @@ impl Scenario {
             cause: ov.cause.unwrap_or(e.cause),
             also: ov.also.unwrap_or_else(|| e.also.clone()),
             traffic: ov.traffic.unwrap_or_else(|| e.traffic.clone()),
+            remedy: ov.remedy.or(e.remedy),
+            claims: ov.claims.unwrap_or_else(|| e.claims.clone()),
             note: ov.note,
         })
     }
@@ -676,14 +628,10 @@ fn validate(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> 
             let needle = if key.is_empty() { "[expect]".to_owned() } else { label.clone() };
             invalid(&needle, format!("{label}: {m}"), "pair `trigger = \"fails\"` with a `stage`")
         })?;
-        let silent = matches!(
-            e.cause,
-            Cause::SilentShare | Cause::OrphanedDnat | Cause::HairpinIsolation | Cause::StoppedContainer
-        );
         if e.trigger == ExpectedTrigger::Succeeds
-            && e.cause != Cause::NoConflict
+            && !e.cause.is_note()
             && e.traffic.is_empty()
-            && !silent
+            && !e.cause.silent()
         {
             return Err(invalid(
                 "cause",
@@ -691,12 +639,29 @@ fn validate(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> 
                 "expect a silent cause (PW005, PW008, PW010, PW011) or PW000, or `trigger = \"fails\"`",
             ));
         }
-        if matches!(e.cause, Cause::SilentShare | Cause::OrphanedDnat) && e.traffic.is_empty() {
+        if e.cause.silent() && e.traffic.is_empty() {
             return Err(invalid(
                 "cause",
                 format!("{label}: {} is silent: only traffic shows it", e.cause),
                 "add [[expect.traffic]] checks (from, answers)",
             ));
+        }
+        match (e.cause.is_note(), e.remedy) {
+            (false, None) => {
+                return Err(invalid(
+                    "cause",
+                    format!("{label}: {} needs the remedy that must be proven", e.cause),
+                    "add `remedy = \"<action kind>\"` (e.g. \"stop-process\", \"delete-nat-rule\"): the lowest-risk fix portwhy proposes for this cause",
+                ))
+            }
+            (true, Some(r)) => {
+                return Err(invalid(
+                    "remedy",
+                    format!("{label}: {} is a note: there is no cause for `{r}` to remove", e.cause),
+                    "remove `remedy`",
+                ))
+            }
+            _ => {}
         }
         if e.traffic.iter().any(|t| t.client.is_some() && t.from != TrafficSource::OtherNetwork) {
             return Err(invalid(

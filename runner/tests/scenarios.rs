@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use portwhy_lab::scenario::{self, Cause, EngineKey, ExpectedTrigger, ScenarioError};
+use portwhy::cause::CauseCode;
+use portwhy_lab::scenario::{self, EngineKey, ExpectedTrigger, ScenarioError};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("runner sits in the workspace").to_owned()
@@ -31,7 +32,7 @@ fn every_scenario_file_loads_and_resolves_on_every_engine() {
                 .unwrap_or_else(|m| panic!("{}: {} on {}: {m}", path.display(), s.name, engine.version));
             // A failing trigger always carries the stage portwhy must classify.
             if let ExpectedTrigger::Fails { .. } = e.trigger {
-                assert_ne!(e.cause, Cause::NoConflict, "{}: a failure needs a cause", s.name);
+                assert_ne!(e.cause, CauseCode::NoConflict, "{}: a failure needs a cause", s.name);
             }
         }
     }
@@ -70,9 +71,9 @@ fn engine_overrides_apply_by_version_prefix() {
     let old = s.expectation_for(ENGINES[0]).unwrap();
     let new = s.expectation_for(ENGINES[2]).unwrap();
     assert!(matches!(old.trigger, ExpectedTrigger::Fails { .. }));
-    assert_eq!(old.cause, Cause::HostProcess);
+    assert_eq!(old.cause, CauseCode::HostProcess);
     assert_eq!(new.trigger, ExpectedTrigger::Succeeds);
-    assert_eq!(new.cause, Cause::SilentShare);
+    assert_eq!(new.cause, CauseCode::SilentShare);
     assert_eq!(new.traffic.len(), 2);
     assert!(new.note.as_deref().unwrap_or_default().contains("50669"));
 }
@@ -91,7 +92,8 @@ const INVALID: &[(&str, usize, &str, &str)] = &[
     ("invalid-typo-field", 16, "unknown field `cuase`", "rename the key"),
     ("invalid-bad-port", 4, "`http` is not a port number", "fix the TOML"),
     ("invalid-name-mismatch", 2, "differs from the file name", "rename"),
-    ("invalid-override-stage", 18, "must not have a `stage`", "stage"),
+    ("invalid-override-stage", 19, "must not have a `stage`", "stage"),
+    ("invalid-missing-remedy", 16, "PW001 needs the remedy that must be proven", "remedy = "),
     ("invalid-no-name", 11, "does not name its container", "--name"),
     ("invalid-silent-without-traffic", 15, "PW008 is silent", "[[expect.traffic]]"),
     ("invalid-toml-syntax", 3, "", "fix the TOML"),

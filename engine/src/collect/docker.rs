@@ -27,13 +27,20 @@ const API_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent inspects: enough to hide latency with 50+ containers, few enough not to load the daemon.
 const INSPECT_CONCURRENCY: usize = 16;
 
-pub fn collect(docker_host: Option<&str>, proc_root: &Path) -> Result<DockerState, String> {
+/// Reads the engine. Running containers come from the list alone, except those publishing `focus`
+/// (the queried port): they are inspected too, for the restart policy and count that tell a crash
+/// loop from a container that merely runs.
+pub fn collect(
+    docker_host: Option<&str>,
+    proc_root: &Path,
+    focus: Option<u16>,
+) -> Result<DockerState, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start an async runtime for the Docker API: {e}"))?;
     let mut state = runtime.block_on(async {
-        tokio::time::timeout(API_TIMEOUT, query_engine(docker_host))
+        tokio::time::timeout(API_TIMEOUT, query_engine(docker_host, focus))
             .await
             .map_err(|_| unreachable_reason(docker_host, "no answer within 10 s"))?
     })?;
@@ -124,7 +131,7 @@ fn unreachable_reason(docker_host: Option<&str>, why: &str) -> String {
     )
 }
 
-async fn query_engine(docker_host: Option<&str>) -> Result<DockerState, String> {
+async fn query_engine(docker_host: Option<&str>, focus: Option<u16>) -> Result<DockerState, String> {
     let (docker, api_version) = connect(docker_host).await?;
     // Independent requests: one round trip of latency instead of three. `/info` also carries the
     // server version, so `/version` (as slow as `/info` on 20.10) is not asked.
@@ -141,8 +148,10 @@ async fn query_engine(docker_host: Option<&str>) -> Result<DockerState, String> 
     let mut to_inspect = Vec::new();
     for summary in summaries {
         match container_from_summary(&summary) {
-            Some(c) => containers.push(c),
-            None => to_inspect.extend(summary.id),
+            Some(c) if !focus.is_some_and(|p| c.actual.iter().any(|b| b.host_port == p)) => {
+                containers.push(c)
+            }
+            _ => to_inspect.extend(summary.id),
         }
     }
     let inspected: Vec<ContainerInspectResponse> = stream::iter(to_inspect)
@@ -164,6 +173,7 @@ async fn query_engine(docker_host: Option<&str>) -> Result<DockerState, String> 
         rootless: security.iter().any(|s| s.contains("name=rootless")),
         firewall_backend: info.firewall_backend.and_then(|f| f.driver),
         operating_system: info.operating_system.unwrap_or_default(),
+        live_restore: info.live_restore_enabled,
         containers,
         proxies: Vec::new(),
         rootlesskit_pid: None,
@@ -253,6 +263,7 @@ fn container_from_summary(c: &ContainerSummary) -> Option<Container> {
         compose_project: labels.get("com.docker.compose.project").cloned(),
         compose_service: labels.get("com.docker.compose.service").cloned(),
         restart_policy: None,
+        restart_count: None,
         // A running container holds what it was given; the list does not repeat the request.
         requested: actual.clone(),
         actual,
@@ -291,6 +302,7 @@ fn container_from(c: ContainerInspectResponse) -> Option<Container> {
             .and_then(|r| r.name)
             .map(|n| n.to_string())
             .filter(|n| !n.is_empty() && n != "no"),
+        restart_count: c.restart_count.and_then(|n| u64::try_from(n).ok()),
         requested: bindings(host_config.and_then(|h| h.port_bindings.as_ref())),
         actual: bindings(c.network_settings.as_ref().and_then(|n| n.ports.as_ref())),
         addresses,

@@ -51,8 +51,10 @@ impl EvidenceSource for LiveHost {
         // daemon's API, iptables/nft child processes): read them side by side.
         let (sockets, docker, (fw, fw_unavailable), host) = std::thread::scope(|s| {
             let sockets = s.spawn(|| sockets::collect(&o.proc_root, query.port));
-            let docker =
-                s.spawn(|| (!o.skip_docker).then(|| docker::collect(o.docker_host.as_deref(), &o.proc_root)));
+            let docker = s.spawn(|| {
+                (!o.skip_docker)
+                    .then(|| docker::collect(o.docker_host.as_deref(), &o.proc_root, Some(query.port)))
+            });
             let firewall = s.spawn(|| firewall::collect(&o.proc_root, query.port));
             let host = host::collect_quick(&o.proc_root);
             let join = "a collector thread panicked";

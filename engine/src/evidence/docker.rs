@@ -20,6 +20,10 @@ pub struct DockerState {
     /// `docker info` OperatingSystem; `Docker Desktop` marks a VM-backed engine.
     #[serde(default)]
     pub operating_system: String,
+    /// `docker info` LiveRestoreEnabled: whether containers survive a daemon restart. `None` in
+    /// bundles recorded before it was collected.
+    #[serde(default)]
+    pub live_restore: Option<bool>,
     /// Every container, including created, exited and restarting ones.
     pub containers: Vec<Container>,
     /// docker-proxy processes found on the host (or in rootlesskit's namespace), parsed from argv.
@@ -97,6 +101,9 @@ pub struct Container {
     pub compose_service: Option<String>,
     #[serde(default)]
     pub restart_policy: Option<String>,
+    /// `RestartCount`: how often the daemon restarted it (inspected containers only).
+    #[serde(default)]
+    pub restart_count: Option<u64>,
     /// What the user asked for (`HostConfig.PortBindings`).
     #[serde(default)]
     pub requested: Vec<PortBinding>,
@@ -137,6 +144,15 @@ pub struct ProxyProcess {
 }
 
 impl Container {
+    /// Restarting now, or running under a restart policy after the daemon restarted it: a crash
+    /// loop, caught between two restarts or in one.
+    pub fn crash_looping(&self) -> bool {
+        self.state == ContainerState::Restarting
+            || (self.state == ContainerState::Running
+                && self.restart_policy.is_some()
+                && self.restart_count.is_some_and(|n| n > 0))
+    }
+
     /// Short id as `docker ps` prints it.
     pub fn short_id(&self) -> &str {
         &self.id[..self.id.len().min(12)]

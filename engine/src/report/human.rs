@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use crate::diagnosis::{Confidence, Diagnosis, Risk};
+use crate::diagnosis::{Confidence, Diagnosis};
+use crate::remedy::{Purpose, Risk};
 use crate::rules::RuleDoc;
 
 /// Whether to colour. Colour only on a terminal, never with NO_COLOR set (no-color.org).
@@ -80,7 +81,7 @@ pub fn render(d: &Diagnosis, s: Style) -> String {
             Confidence::Low => s.dim("low"),
         };
         let marker = if f.is_conflict() { s.red("●") } else { s.dim("○") };
-        let _ = writeln!(o, "{marker} {} {} ({conf})", s.bold(&f.code), s.cyan(&f.cause));
+        let _ = writeln!(o, "{marker} {} {} ({conf})", s.bold(f.code.code()), s.cyan(&f.cause));
         let _ = writeln!(o, "  {}", f.summary);
         if !f.evidence.is_empty() {
             let _ = writeln!(o, "  {}", s.bold("evidence"));
@@ -88,9 +89,18 @@ pub fn render(d: &Diagnosis, s: Style) -> String {
                 let _ = writeln!(o, "    {:<16} {}", s.dim(&e.source), e.detail);
             }
         }
-        if !f.remedies.is_empty() {
-            let _ = writeln!(o, "  {}", s.bold("fix (lowest risk first)"));
-            for r in &f.remedies {
+        // Fixes, workarounds and checks under their own headings, lowest risk first in each.
+        for (purpose, heading) in [
+            (Purpose::Fix, "fix (lowest risk first)"),
+            (Purpose::Workaround, "workaround (the cause stays)"),
+            (Purpose::Check, "check"),
+        ] {
+            let mut remedies = f.remedies.iter().filter(|r| r.purpose == purpose).peekable();
+            if remedies.peek().is_none() {
+                continue;
+            }
+            let _ = writeln!(o, "  {}", s.bold(heading));
+            for r in remedies {
                 let risk = match r.risk {
                     Risk::Safe => s.green("safe"),
                     Risk::Disruptive => s.yellow("disruptive"),
@@ -119,14 +129,22 @@ pub fn render(d: &Diagnosis, s: Style) -> String {
 
 /// `portwhy explain CODE`: the rule's documentation under fixed headings.
 pub fn render_doc(d: &RuleDoc, s: Style) -> String {
+    render_page(
+        d.code.code(),
+        d.code.name(),
+        d.title,
+        [d.what_it_detects, d.why_it_happens, d.example, d.fix],
+        s,
+    )
+}
+
+/// A documentation page under the fixed headings (What it detects, Why it happens, Example, Fix):
+/// diagnosis rules and lint rules print through the same template.
+pub fn render_page(code: &str, name: &str, title: &str, bodies: [&str; 4], s: Style) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "{} {} — {}", s.bold(d.code), s.cyan(d.cause), s.bold(d.title));
-    for (heading, body) in [
-        ("What it detects", d.what_it_detects),
-        ("Why it happens", d.why_it_happens),
-        ("Example", d.example),
-        ("Fix", d.fix),
-    ] {
+    let _ = writeln!(o, "{} {} — {}", s.bold(code), s.cyan(name), s.bold(title));
+    let headings = ["What it detects", "Why it happens", "Example", "Fix"];
+    for (heading, body) in headings.into_iter().zip(bodies) {
         let _ = writeln!(o, "\n{}", s.bold(heading));
         for line in body.lines() {
             // Examples are commands and output: keep them as written; prose is wrapped.

@@ -1,16 +1,16 @@
 //! PW002 container-holds: another container publishes the port (running, restarting, or host network).
 
-use super::{describe_listener, describe_process, sh_quote, Context, Rule, RuleDoc};
-use crate::diagnosis::{Confidence, EvidenceItem, Finding, Remedy, Risk};
-use crate::evidence::{Container, ContainerState};
+use super::{describe_listener, describe_process, Context, Rule, RuleDoc};
+use crate::cause::CauseCode;
+use crate::diagnosis::{Confidence, EvidenceItem, Finding};
+use crate::evidence::Container;
 use crate::parse::error::Stage;
-use crate::remedy;
+use crate::remedy::{self, Action, Remedy, Risk};
 
 pub struct ContainerHolds;
 
 pub static DOC: RuleDoc = RuleDoc {
-    code: "PW002",
-    cause: "container-holds",
+    code: CauseCode::ContainerHolds,
     title: "Another container holds the port",
     what_it_detects: "A running, paused or restarting container whose published ports overlap the \
         publish, or a `--network host` container whose process listens on the port. Names the \
@@ -54,13 +54,14 @@ impl Rule for ContainerHolds {
                     b.proto
                 ),
             )];
-            if c.state == ContainerState::Restarting {
+            if c.crash_looping() {
                 evidence.push(EvidenceItem::new(
                     "docker",
                     format!(
-                        "{} is crash-looping (restart policy {}): it keeps its port between restarts",
+                        "{} is crash-looping (restart policy {}, restarted {} times): it keeps its port between restarts",
                         c.name,
-                        c.restart_policy.as_deref().unwrap_or("unknown")
+                        c.restart_policy.as_deref().unwrap_or("unknown"),
+                        c.restart_count.map_or("an unknown number of".to_owned(), |n| n.to_string())
                     ),
                 ));
             }
@@ -138,17 +139,16 @@ impl Rule for ContainerHolds {
                 },
             ));
             findings.push(Finding {
-                code: DOC.code.into(),
-                cause: DOC.cause.into(),
+                code: DOC.code,
+                cause: DOC.code.name().into(),
                 summary: format!("the engine's allocator says another container holds {}", q),
                 evidence,
                 confidence: Confidence::Medium,
                 remedies: vec![
                     remedy::other_port(q),
-                    Remedy::new(
-                        Risk::Safe,
-                        format!("docker ps -a --filter publish={}/{}", q.port, q.proto),
-                        "lists the containers that publish the port, stopped ones included".to_owned(),
+                    Remedy::check(
+                        Action::ListPublishers { port: q.port, proto: q.proto, docker_host: None },
+                        "lists the containers that publish the port, stopped ones included",
                     ),
                 ],
             });
@@ -160,31 +160,36 @@ impl Rule for ContainerHolds {
 fn finding(cx: &Context<'_>, c: &Container, evidence: Vec<EvidenceItem>, summary: String) -> Finding {
     let q = cx.query();
     let mut remedies = vec![remedy::other_port(q)];
-    let stop = match (&c.compose_project, &c.compose_service) {
-        (Some(p), Some(s)) => format!("docker compose -p {} stop {}", sh_quote(p), sh_quote(s)),
-        _ => format!("docker stop {}", sh_quote(&c.name)),
-    };
-    if c.state == ContainerState::Restarting {
-        remedies.push(Remedy::new(
+    if c.crash_looping() {
+        remedies.push(Remedy::fix(
             Risk::Disruptive,
-            format!("docker update --restart=no {0} && docker stop {0}", sh_quote(&c.name)),
+            Action::StopRestartLoop { container: c.name.clone() },
             format!("ends {}'s crash loop and frees the port; it stays stopped until started again", c.name),
         ));
     } else {
-        remedies.push(Remedy::new(
+        let (action, who) = match (&c.compose_project, &c.compose_service) {
+            (Some(p), Some(s)) => (
+                Action::ComposeStop { project: p.clone(), service: s.clone() },
+                format!("service {s} of compose project {p}"),
+            ),
+            _ => (Action::StopContainer { container: c.name.clone(), docker_host: None }, c.name.clone()),
+        };
+        remedies.push(Remedy::fix(
             Risk::Disruptive,
-            stop,
-            format!("stops {}; its port is freed and it can be started later", c.name),
+            action,
+            format!(
+                "stops {who}: what it serves goes down; the port is freed and it can be started again later"
+            ),
         ));
     }
-    remedies.push(Remedy::new(
+    remedies.push(Remedy::fix(
         Risk::Destructive,
-        format!("docker rm -f {}", sh_quote(&c.name)),
-        format!("removes {} and its writable layer; only if it is not needed", c.name),
+        Action::RemoveContainer { container: c.name.clone() },
+        format!("removes {} and its writable layer (volumes stay); only if it is not needed", c.name),
     ));
     let confidence = match cx.error_stage() {
         None | Some(Stage::Allocated) | Some(Stage::HostBind) => Confidence::High,
         _ => Confidence::Medium,
     };
-    Finding { code: DOC.code.into(), cause: DOC.cause.into(), summary, evidence, confidence, remedies }
+    Finding::new(DOC.code, summary, evidence, confidence, remedies)
 }

@@ -1,20 +1,21 @@
 //! PW010 hairpin-isolation: with userland-proxy off, containers on other networks cannot reach the published port.
 
 use super::{Context, Rule, RuleDoc};
-use crate::diagnosis::{Confidence, EvidenceItem, Finding, Remedy, Risk};
+use crate::cause::CauseCode;
+use crate::diagnosis::{Confidence, EvidenceItem, Finding};
+use crate::remedy::{Action, Remedy, Risk};
 
 pub struct Hairpin;
 
 pub static DOC: RuleDoc = RuleDoc {
-    code: "PW010",
-    cause: "hairpin-isolation",
+    code: CauseCode::HairpinIsolation,
     title: "Cross-network hairpin dropped (not a bind conflict)",
     what_it_detects: "A port published by a running container with no docker-proxy behind it \
         (userland-proxy off), while running containers sit on other bridge networks: those \
         containers cannot reach HOST_IP:PORT.",
     why_it_happens: "Without the proxy, a container's connection to the host's published port is \
         DNATed to the target container on another bridge, and DOCKER-ISOLATION drops traffic between \
-        bridges. Seed 1 (000_6f5509e30c1bb32c.txt) describes a container failing to reach its own \
+        bridges. The guide \"Docker port binding: address already in use\" describes a container failing to reach its own \
         published port; that did not reproduce on Engine 20.10, 26 or 28. What does reproduce is \
         the cross-network case above.",
     example: "dockerd --userland-proxy=false\ndocker network create a; docker network create b\n\
@@ -79,8 +80,8 @@ impl Rule for Hairpin {
         }
         let server_net = server_nets.first().map(|s| s.as_str()).unwrap_or("bridge");
         vec![Finding {
-            code: DOC.code.into(),
-            cause: DOC.cause.into(),
+            code: DOC.code,
+            cause: DOC.code.name().into(),
             summary: format!(
                 "containers on other networks ({}) cannot reach port {} of {}: without userland-proxy, bridge isolation drops the hairpin",
                 others.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", "),
@@ -90,10 +91,14 @@ impl Rule for Hairpin {
             evidence,
             confidence: Confidence::Medium,
             remedies: vec![
-                Remedy::new(
+                Remedy::fix(
+                    // Nothing stops; the client gains a route to one more network.
                     Risk::Safe,
-                    format!("docker network connect {} {}", super::sh_quote(server_net), super::sh_quote(&others[0].0)),
-                    format!("puts {} on {}'s network; it reaches it directly at {}:<container-port>", others[0].0, server.name, server.name),
+                    Action::ConnectNetwork { network: server_net.to_owned(), container: others[0].0.clone() },
+                    format!(
+                        "puts {} on {}'s network as well: it reaches the published port through the host address again (and {} directly by name). Nothing stops, but the two networks are no longer isolated for that container",
+                        others[0].0, server.name, server.name
+                    ),
                 ),
             ],
         }]

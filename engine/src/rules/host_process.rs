@@ -1,16 +1,16 @@
 //! PW001 host-process: a process outside Docker holds the port.
 
 use super::{describe_listener, describe_process, owned_by_docker, Context, Rule, RuleDoc};
-use crate::diagnosis::{Confidence, EvidenceItem, Finding, Remedy, Risk};
+use crate::cause::CauseCode;
+use crate::diagnosis::{Confidence, EvidenceItem, Finding};
 use crate::overlap::Coverage;
 use crate::parse::error::Stage;
-use crate::remedy;
+use crate::remedy::{self, Action, Remedy, Risk};
 
 pub struct HostProcess;
 
 pub static DOC: RuleDoc = RuleDoc {
-    code: "PW001",
-    cause: "host-process",
+    code: CauseCode::HostProcess,
     title: "A host process holds the port",
     what_it_detects: "A socket on the host (not docker-proxy, not rootlesskit, not a resolver stub) that \
         listens on the port in an address that overlaps the publish: the same address, a wildcard of \
@@ -101,19 +101,29 @@ impl Rule for HostProcess {
                 remedies.push(remedy::bind_address(
                     q,
                     addr.0,
-                    &format!("{} holds only {}; publishing on {} does not overlap it", who, addr.1, addr.0),
+                    &format!(
+                        "{} holds only {}; publishing on {} does not overlap it. Clients of the other address do not reach the container",
+                        who, addr.1, addr.0
+                    ),
                 ));
             }
-            for p in &l.owners {
-                remedies.push(Remedy::new(
+            if !l.owners.is_empty() {
+                // One action for every process sharing the socket: killing one of a fork or an
+                // SO_REUSEPORT group leaves the others holding it.
+                let pids: Vec<u32> = l.owners.iter().map(|p| p.pid).collect();
+                let program = l.owners[0].program().to_owned();
+                remedies.push(Remedy::fix(
                     Risk::Disruptive,
-                    format!("kill {}", p.pid),
-                    format!("stops {} ({}); whatever it serves goes down. Prefer its service manager if it has one", p.program(), p.pid),
+                    Action::StopProcess { pids: pids.clone(), program: program.clone() },
+                    format!(
+                        "ends {program} (pid {}): the port is free, and whatever {program} serves goes down. If a service manager started it, stop it there instead or it comes back",
+                        pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+                    ),
                 ));
             }
             findings.push(Finding {
-                code: DOC.code.into(),
-                cause: DOC.cause.into(),
+                code: DOC.code,
+                cause: DOC.code.name().into(),
                 summary: format!(
                     "{who} holds {}{}: the host refuses a second bind",
                     describe_listener(l),
@@ -144,8 +154,8 @@ fn refused_unseen(cx: &Context<'_>) -> Option<Finding> {
         _ => "the daemon",
     };
     Some(Finding {
-        code: DOC.code.into(),
-        cause: DOC.cause.into(),
+        code: DOC.code,
+        cause: DOC.code.name().into(),
         summary: format!(
             "the host refused {via}'s bind of {addr}:{}/{}: a socket already holds an overlapping address",
             q.port, q.proto
@@ -161,10 +171,9 @@ fn refused_unseen(cx: &Context<'_>) -> Option<Finding> {
         confidence: Confidence::Medium,
         remedies: vec![
             remedy::other_port(q),
-            Remedy::new(
-                Risk::Safe,
-                format!("sudo portwhy {}", q),
-                "run on the host where the publish failed: names the process, container or proxy holding the port".to_owned(),
+            Remedy::check(
+                Action::RunPortwhy { query: q.clone() },
+                "run as root on the host where the publish failed: names the process, container or proxy holding the port",
             ),
         ],
     })
@@ -185,6 +194,12 @@ fn bind_note(l: &crate::evidence::Listener) -> &'static str {
 fn free_address_hint(cx: &Context<'_>, l: &crate::evidence::Listener) -> Option<(std::net::IpAddr, String)> {
     match Coverage::of_listener(l) {
         Coverage::V6Any => Some((std::net::IpAddr::from([0, 0, 0, 0]), "IPv6 (v6only)".to_owned())),
+        // A loopback publish stays on loopback: the next loopback address is free, and moving to
+        // the LAN address would expose what was meant for this host only.
+        Coverage::V4(a) if a.is_loopback() && cx.query().host_ip.is_some_and(|ip| ip.is_loopback()) => {
+            let next = std::net::Ipv4Addr::from(u32::from(a).wrapping_add(1));
+            next.is_loopback().then(|| (std::net::IpAddr::V4(next), a.to_string()))
+        }
         Coverage::V4(a) if a.is_loopback() => {
             super::host_lan_v4(cx.evidence).map(|lan| (std::net::IpAddr::V4(lan), a.to_string()))
         }

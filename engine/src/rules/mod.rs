@@ -4,12 +4,10 @@
 //! here: everything a rule needs is in the evidence, so every rule runs the same on a live host
 //! and on a replayed bundle.
 
+use crate::cause::CauseCode;
 use crate::diagnosis::{Diagnosis, Finding, SCHEMA_VERSION};
 use crate::evidence::Evidence;
 use crate::parse::error::DaemonError;
-
-/// Code of the no-conflict verdict.
-pub const NO_CONFLICT_CODE: &str = "PW000";
 
 /// What a rule may look at.
 #[derive(Debug, Clone, Copy)]
@@ -24,9 +22,8 @@ pub struct Context<'a> {
 /// Fixed-heading documentation of a rule, printed by `portwhy explain CODE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RuleDoc {
-    pub code: &'static str,
-    /// kebab-case cause, stable: it is the `cause` of every finding the rule emits.
-    pub cause: &'static str,
+    /// The code of every finding the rule emits; its `name()` is the finding's `cause`.
+    pub code: CauseCode,
     pub title: &'static str,
     pub what_it_detects: &'static str,
     pub why_it_happens: &'static str,
@@ -55,7 +52,6 @@ mod split_backend;
 mod stale_proxy;
 mod stopped_container;
 
-pub use orphaned_dnat::delete_command;
 pub use rootless_regression::parse_version;
 
 /// Every rule. The order is the tie-break between findings of equal confidence, so the more
@@ -86,8 +82,10 @@ pub fn by_code() -> Vec<&'static dyn Rule> {
     v
 }
 
+/// The rule of a code (`PW001`, any case) or a cause name (`host-process`).
 pub fn find(code: &str) -> Option<&'static dyn Rule> {
-    all().iter().copied().find(|r| r.doc().code.eq_ignore_ascii_case(code) || r.doc().cause == code)
+    let code = CauseCode::lookup(code)?;
+    all().iter().copied().find(|r| r.doc().code == code)
 }
 
 /// Run every rule and assemble the verdict.
@@ -102,8 +100,8 @@ pub fn diagnose_for(evidence: &Evidence, error: Option<&DaemonError>, subject: O
     let mut findings: Vec<Finding> = all().iter().flat_map(|r| r.check(&cx)).collect();
     // A silent share means the publish succeeded beside the host socket: "the host refuses a second
     // bind" about that socket would contradict it (the share finding already names the process).
-    if findings.iter().any(|f| f.cause == silent_share::DOC.cause) {
-        findings.retain(|f| f.cause != host_process::DOC.cause);
+    if findings.iter().any(|f| f.code == CauseCode::SilentShare) {
+        findings.retain(|f| f.code != CauseCode::HostProcess);
     }
     if let Some(none) = no_conflict::verdict(&cx, &findings) {
         findings.push(none);
@@ -111,7 +109,7 @@ pub fn diagnose_for(evidence: &Evidence, error: Option<&DaemonError>, subject: O
     // Highest confidence first; the stable sort keeps rule order between equals.
     findings.sort_by_key(|f| std::cmp::Reverse(f.confidence));
     for f in &mut findings {
-        f.remedies.sort_by_key(|r| r.risk);
+        f.remedies.sort_by_key(|r| (r.purpose, r.risk));
     }
     Diagnosis {
         schema_version: SCHEMA_VERSION,
@@ -199,6 +197,11 @@ impl Context<'_> {
         self.evidence.docker.as_ref().map(|d| d.version.as_str())
     }
 
+    /// `docker info`'s LiveRestoreEnabled, when the engine was read.
+    pub fn live_restore(&self) -> Option<bool> {
+        self.evidence.docker.as_ref().and_then(|d| d.live_restore)
+    }
+
     pub fn rootless(&self) -> bool {
         self.evidence.docker.as_ref().is_some_and(|d| d.rootless) || self.error.is_some_and(|e| e.rootless)
     }
@@ -263,19 +266,46 @@ pub fn owned_by_docker(l: &Listener) -> bool {
     l.owners.iter().any(|p| p.is_docker_proxy() || p.is_rootlesskit() || p.is_dockerd())
 }
 
-/// Shell-quote a word for a command line shown to the user.
-pub fn sh_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c)) {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
+/// The host's own LAN address: the first IPv4 address on an interface that is not loopback, link
+/// local, or one of Docker's bridges (`docker0`, `br-*`, the networks' bridges) or veth ends. A
+/// bridge address is the host too, but other hosts do not reach it.
+pub fn host_lan_v4(evidence: &Evidence) -> Option<std::net::Ipv4Addr> {
+    let bridges: Vec<&str> =
+        evidence.docker.iter().flat_map(|d| d.networks.iter().filter_map(|n| n.bridge.as_deref())).collect();
+    let docker_iface = |iface: &str| {
+        iface == "docker0"
+            || iface.starts_with("br-")
+            || iface.starts_with("veth")
+            || bridges.contains(&iface)
+    };
+    evidence.host.as_ref()?.addresses.iter().find_map(|a| {
+        let mut words = a.split_whitespace();
+        let ip: std::net::Ipv4Addr = words.next()?.split('/').next()?.parse().ok()?;
+        let iface = words.next().unwrap_or("");
+        (!ip.is_loopback() && !ip.is_link_local() && !docker_iface(iface)).then_some(ip)
+    })
 }
 
-/// The host's first non-loopback IPv4 address, for "the host IP" in verdicts.
-pub fn host_lan_v4(evidence: &Evidence) -> Option<std::net::Ipv4Addr> {
-    evidence.host.as_ref()?.addresses.iter().find_map(|a| {
-        let ip: std::net::Ipv4Addr = a.split('/').next()?.parse().ok()?;
-        (!ip.is_loopback() && !ip.is_link_local()).then_some(ip)
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::HostInfo;
+
+    #[test]
+    fn the_lan_address_skips_loopback_and_docker_bridges() {
+        // Interface order as `ip -o addr` lists them inside a lab environment: the bridge of a user
+        // network came up before eth0 was listed.
+        let mut ev = Evidence::new("8080".parse().expect("query"));
+        ev.host = Some(HostInfo {
+            addresses: vec![
+                "127.0.0.1/8 lo".into(),
+                "172.18.0.1/16 br-3f9a2c1d7e0b".into(),
+                "172.17.0.1/16 docker0".into(),
+                "169.254.3.1/16 eth1".into(),
+                "172.21.0.4/16 eth0".into(),
+            ],
+            ..HostInfo::default()
+        });
+        assert_eq!(host_lan_v4(&ev), Some(std::net::Ipv4Addr::new(172, 21, 0, 4)));
+    }
 }

@@ -1,13 +1,13 @@
 //! PW000 no-conflict: nothing holds or misroutes the port; says what was checked.
 
 use super::{Context, Rule, RuleDoc};
+use crate::cause::CauseCode;
 use crate::diagnosis::{Confidence, EvidenceItem, Finding};
 
 pub struct NoConflict;
 
 pub static DOC: RuleDoc = RuleDoc {
-    code: "PW000",
-    cause: "no-conflict",
+    code: CauseCode::NoConflict,
     title: "No conflict found",
     what_it_detects: "No socket, container, proxy, NAT rule or firewall state stands in the way of \
         publishing the port. The verdict lists every source it read and every source it could not.",
@@ -42,8 +42,8 @@ pub fn verdict(cx: &Context<'_>, others: &[Finding]) -> Option<Finding> {
     }
     let complete = cx.evidence.unavailable.is_empty();
     Some(Finding {
-        code: DOC.code.into(),
-        cause: DOC.cause.into(),
+        code: DOC.code,
+        cause: DOC.code.name().into(),
         summary: if complete {
             format!("no conflict found for {q}")
         } else {

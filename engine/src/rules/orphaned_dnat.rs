@@ -1,15 +1,15 @@
 //! PW005 orphaned-dnat: a DNAT rule for the port points at an address no container owns.
 
-use super::{stale_proxy::restart_daemon, Context, Rule, RuleDoc};
-use crate::diagnosis::{Confidence, EvidenceItem, Finding, Remedy, Risk};
+use super::{Context, Rule, RuleDoc};
+use crate::cause::CauseCode;
+use crate::diagnosis::{Confidence, EvidenceItem, Finding};
 use crate::evidence::{Backend, NatRule};
-use crate::remedy;
+use crate::remedy::{self, Action, Remedy, Risk, RuleRef};
 
 pub struct OrphanedDnat;
 
 pub static DOC: RuleDoc = RuleDoc {
-    code: "PW005",
-    cause: "orphaned-dnat",
+    code: CauseCode::OrphanedDnat,
     title: "An orphaned DNAT rule misroutes the port",
     what_it_detects: "A DNAT rule in iptables-legacy, iptables-nft or native nftables that rewrites the \
         port to an address where no running container lives.",
@@ -17,7 +17,7 @@ pub static DOC: RuleDoc = RuleDoc {
         daemon crash, a firewall reload or a hand-made rule can leave one behind. It does not make \
         the publish fail: on 20.10, 26 and 28 `docker run` succeeds and appends its own rule after \
         the orphan, so the first match wins and traffic to the host's address goes to the dead \
-        target. (Seed 1, 000_6f5509e30c1bb32c.txt, says an orphaned rule makes Docker refuse the \
+        target. (The guide \"Docker port binding: address already in use\" says an orphaned rule makes Docker refuse the \
         bind; the engines we ran did not.) Restarting dockerd rebuilds the DOCKER chain, but an \
         orphan in PREROUTING survives.",
     example: "iptables -t nat -I DOCKER -p tcp --dport 8080 -j DNAT --to-destination 172.17.0.99:80\n\
@@ -91,21 +91,44 @@ impl Rule for OrphanedDnat {
                     ),
                 ));
             }
-            let mut remedies = vec![Remedy::new(
-                Risk::Destructive,
-                delete_command(rule),
+            let mut remedies = vec![Remedy::fix(
+                // Nothing runs behind the target, so deleting the rule cannot cut anyone off.
+                Risk::Safe,
+                delete_action(rule),
                 format!(
-                    "deletes the orphaned rule from {}; traffic to the port reaches Docker's own rule again",
-                    rule.backend.as_str()
+                    "deletes exactly this rule from {} (by its {}, which stays right when other rules move); traffic to the port reaches Docker's own rule again. Nothing running loses traffic: no container has {}",
+                    rule.backend.as_str(),
+                    if rule.backend == Backend::Nftables { "handle" } else { "full specification" },
+                    rule.to_addr
                 ),
             )];
             if rule.chain == "DOCKER" && rule.backend != Backend::Nftables {
-                remedies.push(restart_daemon());
+                remedies.push(remedy::restart_daemon(
+                    cx.rootless(),
+                    cx.live_restore(),
+                    "flushes and rebuilds its nat DOCKER chain, dropping the orphan with it",
+                ));
+            }
+            if let Some(position) = rule.position {
+                remedies.push(Remedy::fix(
+                    Risk::Destructive,
+                    Action::DeleteNatRule {
+                        backend: rule.backend,
+                        family: rule.family,
+                        table: rule.table.clone(),
+                        chain: rule.chain.clone(),
+                        rule: RuleRef::Position(position),
+                    },
+                    format!(
+                        "deletes rule #{position} of {}: right only while no rule before it comes or goes. Docker adds and removes rules as containers start and stop, so by the time this runs #{position} may be another container's rule",
+                        rule.chain
+                    ),
+                ));
             }
             remedies.push(remedy::other_port(q));
             findings.push(Finding {
-                code: DOC.code.into(),
-                cause: DOC.cause.into(),
+                code: DOC.code,
+                cause: DOC.code.name().into(),
                 summary: format!(
                     "an orphaned DNAT rule in {} {}/{} sends port {}/{} to {}:{}, where no container runs: traffic is misrouted (this does not make a publish fail)",
                     rule.backend.as_str(),
@@ -125,40 +148,27 @@ impl Rule for OrphanedDnat {
     }
 }
 
-/// The command that deletes exactly this rule with the tool that owns its backend.
-pub fn delete_command(rule: &NatRule) -> String {
-    let six = matches!(rule.family, crate::evidence::Family::Ipv6);
-    match rule.backend {
-        Backend::IptablesLegacy | Backend::IptablesNft => {
-            let tool = match (rule.backend, six) {
-                (Backend::IptablesLegacy, false) => "iptables-legacy",
-                (Backend::IptablesLegacy, true) => "ip6tables-legacy",
-                (_, false) => "iptables-nft",
-                (_, true) => "ip6tables-nft",
-            };
-            // iptables-save prints `-A CHAIN spec`; the same spec after `-D` deletes that rule.
-            match rule.raw.trim().strip_prefix("-A ") {
-                Some(spec) => format!("{tool} -t {} -D {spec}", rule.table),
-                None => format!("{tool} -t {} -D {} {}", rule.table, rule.chain, rule.position.unwrap_or(1)),
-            }
-        }
-        Backend::Nftables => {
-            let fam = if six { "ip6" } else { "ip" };
-            // The nft parser ends `raw` with `# handle N`: the only stable way to name one rule.
-            let handle = rule
-                .raw
-                .rsplit_once("# handle ")
-                .and_then(|(_, h)| h.trim().parse::<usize>().ok())
-                .or(rule.position);
-            match handle {
-                Some(handle) => {
-                    format!("nft delete rule {fam} {} {} handle {handle}", rule.table, rule.chain)
-                }
-                None => format!(
-                    "nft -a list chain {fam} {} {}  # then: nft delete rule ... handle N",
-                    rule.table, rule.chain
-                ),
-            }
-        }
+/// The action that deletes exactly this rule: by its nft handle, or by iptables-save's spec.
+pub(crate) fn delete_action(rule: &NatRule) -> Action {
+    let by = match rule.backend {
+        // The nft parser ends `raw` with `# handle N`: the only stable way to name one rule.
+        Backend::Nftables => rule
+            .raw
+            .rsplit_once("# handle ")
+            .and_then(|(_, h)| h.trim().parse::<u64>().ok())
+            .map(RuleRef::Handle),
+        // iptables-save prints `-A CHAIN spec`; the same spec after `-D CHAIN` deletes that rule.
+        _ => rule
+            .raw
+            .trim()
+            .strip_prefix(&format!("-A {} ", rule.chain))
+            .map(|spec| RuleRef::Spec(spec.to_owned())),
+    };
+    Action::DeleteNatRule {
+        backend: rule.backend,
+        family: rule.family,
+        table: rule.table.clone(),
+        chain: rule.chain.clone(),
+        rule: by.unwrap_or(RuleRef::Position(rule.position.unwrap_or(1))),
     }
 }

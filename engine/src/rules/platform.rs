@@ -1,15 +1,15 @@
 //! PW013 platform: WSL and Docker Desktop, where the port lives in a VM or on Windows.
 
 use super::{Context, Rule, RuleDoc};
-use crate::diagnosis::{Confidence, EvidenceItem, Finding, Remedy, Risk};
+use crate::cause::CauseCode;
+use crate::diagnosis::{Confidence, EvidenceItem, Finding};
 use crate::parse::error::Reporter;
-use crate::remedy;
+use crate::remedy::{self, Action, ForeignOs, Remedy};
 
 pub struct Platform;
 
 pub static DOC: RuleDoc = RuleDoc {
-    code: "PW013",
-    cause: "platform",
+    code: CauseCode::Platform,
     title: "WSL or Docker Desktop: the holder may be outside this Linux",
     what_it_detects: "A WSL kernel, a Docker Desktop engine, or Docker Desktop's `Ports are not \
         available` wording. The holder can then be a Windows or macOS process that no Linux tool sees.",
@@ -46,8 +46,8 @@ impl Rule for Platform {
         evidence.extend(cx.error_evidence());
         let nothing_local = cx.blocking_listeners().next().is_none();
         vec![Finding {
-            code: DOC.code.into(),
-            cause: DOC.cause.into(),
+            code: DOC.code,
+            cause: DOC.code.name().into(),
             summary: if nothing_local {
                 format!("nothing in this Linux holds port {}: on WSL/Docker Desktop the holder is likely on the host OS", q.port)
             } else {
@@ -61,15 +61,19 @@ impl Rule for Platform {
             },
             remedies: vec![
                 remedy::other_port(q),
-                Remedy::new(
-                    Risk::Safe,
-                    format!("netstat -ano | findstr :{}   (in a Windows shell)", q.port),
-                    "names the Windows process holding the port".to_owned(),
+                Remedy::check(
+                    Action::Foreign {
+                        os: ForeignOs::Windows,
+                        line: format!("netstat -ano | findstr :{}", q.port),
+                    },
+                    "in a Windows shell: names the Windows process holding the port",
                 ),
-                Remedy::new(
-                    Risk::Safe,
-                    format!("netsh interface ipv4 show excludedportrange protocol={}", q.proto),
-                    "lists port ranges Windows reserves (Hyper-V, WinNAT)".to_owned(),
+                Remedy::check(
+                    Action::Foreign {
+                        os: ForeignOs::Windows,
+                        line: format!("netsh interface ipv4 show excludedportrange protocol={}", q.proto),
+                    },
+                    "lists port ranges Windows reserves (Hyper-V, WinNAT)",
                 ),
             ],
         }]

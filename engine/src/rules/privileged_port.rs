@@ -1,15 +1,15 @@
 //! PW012 privileged-port: the engine may not bind the port (rootless below 1024, Windows reserved range).
 
 use super::{Context, Rule, RuleDoc};
-use crate::diagnosis::{Confidence, EvidenceItem, Finding, Remedy, Risk};
+use crate::cause::CauseCode;
+use crate::diagnosis::{Confidence, EvidenceItem, Finding};
 use crate::parse::error::Stage;
-use crate::remedy;
+use crate::remedy::{self, Action, ForeignOs, Remedy, Risk};
 
 pub struct PrivilegedPort;
 
 pub static DOC: RuleDoc = RuleDoc {
-    code: "PW012",
-    cause: "privileged-port",
+    code: CauseCode::PrivilegedPort,
     title: "Not allowed to bind the port",
     what_it_detects: "A rootless engine asked for a port below net.ipv4.ip_unprivileged_port_start \
         (1024 by default), or the daemon reported a permission error (`cannot expose privileged \
@@ -47,24 +47,27 @@ impl Rule for PrivilegedPort {
         let wsl = cx.evidence.host.as_ref().is_some_and(|h| h.wsl);
         let mut remedies = vec![remedy::other_port(q)];
         if rootless_low || cx.rootless() {
-            remedies.push(Remedy::new(
+            remedies.push(Remedy::fix(
+                // Nothing stops, but a host-wide protection goes: any user may now take these ports.
                 Risk::Disruptive,
+                Action::AllowUnprivilegedPorts { from: q.port },
                 format!(
-                    "echo 'net.ipv4.ip_unprivileged_port_start={0}' > /etc/sysctl.d/50-unprivileged-ports.conf && sysctl -w net.ipv4.ip_unprivileged_port_start={0}",
+                    "lets every unprivileged program bind ports from {} up, not only the engine: any local user can then take a port below {start} that a system service expects",
                     q.port
                 ),
-                format!("lets every unprivileged program bind ports from {} up, not only the engine", q.port),
             ));
         } else if wsl || !rootless_low {
-            remedies.push(Remedy::new(
-                Risk::Safe,
-                format!("netsh interface ipv4 show excludedportrange protocol={}", q.proto),
-                "on Windows: lists the reserved ranges; pick a port outside them".to_owned(),
+            remedies.push(Remedy::check(
+                Action::Foreign {
+                    os: ForeignOs::Windows,
+                    line: format!("netsh interface ipv4 show excludedportrange protocol={}", q.proto),
+                },
+                "on Windows: lists the reserved ranges; pick a port outside them",
             ));
         }
         vec![Finding {
-            code: DOC.code.into(),
-            cause: DOC.cause.into(),
+            code: DOC.code,
+            cause: DOC.code.name().into(),
             summary: if rootless_low {
                 format!("a rootless engine may not bind port {} (below {start})", q.port)
             } else {

@@ -3,16 +3,16 @@
 use std::net::IpAddr;
 
 use super::{describe_listener, describe_process, Context, Rule, RuleDoc};
-use crate::diagnosis::{Confidence, EvidenceItem, Finding, Remedy, Risk};
+use crate::cause::CauseCode;
+use crate::diagnosis::{Confidence, EvidenceItem, Finding};
 use crate::evidence::Listener;
 use crate::port::Proto;
-use crate::remedy;
+use crate::remedy::{self, Action, BindAddress, Remedy, Risk};
 
 pub struct ResolverStub;
 
 pub static DOC: RuleDoc = RuleDoc {
-    code: "PW007",
-    cause: "resolver-stub",
+    code: CauseCode::ResolverStub,
     title: "A stub resolver holds port 53",
     what_it_detects: "systemd-resolved's stub listeners (127.0.0.53 and 127.0.0.54, port 53, UDP and TCP) \
         or another local resolver (dnsmasq, unbound) on loopback port 53, when a container publishes 53.",
@@ -79,29 +79,33 @@ impl Rule for ResolverStub {
             ));
         }
         evidence.extend(cx.error_evidence());
-        let mut remedies = Vec::new();
-        if let Some(lan) = super::host_lan_v4(cx.evidence) {
-            remedies.push(remedy::bind_address(
-                q,
-                IpAddr::V4(lan),
-                "publishes DNS on the host's own address only; 127.0.0.53 stays with the stub, the host's DNS keeps working",
-            ));
-        } else {
-            remedies.push(Remedy::new(
-                Risk::Safe,
-                format!("docker run -p <host-ip>:53:53/{} ...", q.proto),
-                "publishes on the host's own address only, which does not overlap 127.0.0.53".to_owned(),
+        // Publishing on the host's own address is the fix here: the stub keeps 127.0.0.53 by design,
+        // and the point is to leave that address to it while the container takes the rest.
+        let address = super::host_lan_v4(cx.evidence)
+            .map_or(BindAddress::HostIp, |lan| BindAddress::Ip(IpAddr::V4(lan)));
+        let mut remedies = vec![Remedy::fix(
+            Risk::Safe,
+            Action::Publish { address, port: q.port, proto: q.proto },
+            "publishes DNS on the host's own address only; 127.0.0.53 stays with the stub, so the host's own DNS keeps working",
+        )];
+        remedies.push(remedy::other_port(q));
+        remedies.push(Remedy::fix(
+            Risk::Disruptive,
+            Action::DisableResolverStub,
+            "turns off the stub listener and points the host's resolv.conf at the upstream servers directly; host lookups fail for the moment of the restart",
+        ));
+        if let Some(stub) =
+            stubs.iter().flat_map(|l| l.owners.first()).find(|p| p.comm.starts_with("systemd-resolve"))
+        {
+            remedies.push(Remedy::fix(
+                Risk::Disruptive,
+                Action::StopService { unit: "systemd-resolved".into(), process: stub.comm.clone() },
+                "stops systemd-resolved: the port is free, but /etc/resolv.conf still names 127.0.0.53, so every lookup on the host fails until it starts again",
             ));
         }
-        remedies.push(remedy::other_port(q));
-        remedies.push(Remedy::new(
-            Risk::Disruptive,
-            "mkdir -p /etc/systemd/resolved.conf.d && printf '[Resolve]\\nDNSStubListener=no\\n' > /etc/systemd/resolved.conf.d/no-stub.conf && ln -sf /run/systemd/resolve/resolv.conf /etc/resolv.conf && systemctl restart systemd-resolved".to_owned(),
-            "turns off the stub listener and points the host at the upstream resolvers directly; host DNS blips during the restart".to_owned(),
-        ));
         vec![Finding {
-            code: DOC.code.into(),
-            cause: DOC.cause.into(),
+            code: DOC.code,
+            cause: DOC.code.name().into(),
             summary: if silent_udp {
                 "a resolver stub and a container share 53/udp silently: DNS answers depend on which socket gets the query".to_owned()
             } else {

@@ -1,21 +1,21 @@
 //! PW009 rootless-regression: a rootless engine version with a known port-driver regression.
 
 use super::{Context, Rule, RuleDoc};
-use crate::diagnosis::{Confidence, EvidenceItem, Finding, Remedy, Risk};
+use crate::cause::CauseCode;
+use crate::diagnosis::{Confidence, EvidenceItem, Finding};
 use crate::parse::error::Stage;
-use crate::remedy;
+use crate::remedy::{self, Action, Remedy, Risk};
 
 pub struct RootlessRegression;
 
 pub static DOC: RuleDoc = RuleDoc {
-    code: "PW009",
-    cause: "rootless-regression",
+    code: CauseCode::RootlessRegression,
     title: "Known rootless port-driver regression",
     what_it_detects: "A rootless engine whose version has a known bug that makes publishing fail with \
         `address already in use` although nothing holds the port.",
     why_it_happens: "Rootless engines publish through rootlesskit's port driver. Some releases broke it: \
         29.0.0 to 29.1.1 with the slirp4netns driver fail every publish (moby#51591, fixed in 29.1.2; \
-        seed 1, 000_6f5509e30c1bb32c.txt, gives the range as 29.0.0 to 29.0.2); 28.0.0 \
+        the guide \"Docker port binding: address already in use\" gives the range as 29.0.0 to 29.0.2); 28.0.0 \
         (moby#49499, fixed in 28.0.1); 20.10.6 with its bundled rootlesskit (rootlesskit#250).",
     example: "dockerd-rootless.sh with DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=slirp4netns, Engine 29.0.1\n\
         docker run -p 8080:80 nginx   # fails; ss shows nothing on 8080",
@@ -25,11 +25,39 @@ pub static DOC: RuleDoc = RuleDoc {
 
 type Version = (u32, u32, u32);
 
-/// (first affected, last affected, reference, fixed in).
-const REGRESSIONS: &[(Version, Version, &str, &str)] = &[
-    ((20, 10, 6), (20, 10, 6), "rootlesskit#250", "20.10.7"),
-    ((28, 0, 0), (28, 0, 0), "moby#49499", "28.0.1"),
-    ((29, 0, 0), (29, 1, 1), "moby#51591", "29.1.2"),
+/// A known regression: the releases it affects and what still works there.
+struct Regression {
+    first: Version,
+    last: Version,
+    reference: &'static str,
+    fixed: &'static str,
+    /// Publishing on 127.0.0.1 still works (the bug is in the wildcard path).
+    loopback_works: bool,
+}
+
+const REGRESSIONS: &[Regression] = &[
+    Regression {
+        first: (20, 10, 6),
+        last: (20, 10, 6),
+        reference: "rootlesskit#250",
+        fixed: "20.10.7",
+        loopback_works: false,
+    },
+    Regression {
+        first: (28, 0, 0),
+        last: (28, 0, 0),
+        reference: "moby#49499",
+        fixed: "28.0.1",
+        loopback_works: false,
+    },
+    // Measured on 29.1.1 with the slirp4netns port driver: -p 127.0.0.1:P:80 works.
+    Regression {
+        first: (29, 0, 0),
+        last: (29, 1, 1),
+        reference: "moby#51591",
+        fixed: "29.1.2",
+        loopback_works: true,
+    },
 ];
 
 /// `28.5.2`, `20.10.24+dfsg1`, `29.0.0-rc.1` → (major, minor, patch).
@@ -48,7 +76,8 @@ impl Rule for RootlessRegression {
         let q = cx.query();
         let Some(docker) = cx.evidence.docker.as_ref().filter(|d| d.rootless) else { return Vec::new() };
         let Some(v) = parse_version(&docker.version) else { return Vec::new() };
-        let Some((_, _, reference, fixed)) = REGRESSIONS.iter().find(|(lo, hi, _, _)| *lo <= v && v <= *hi)
+        let Some(Regression { reference, fixed, loopback_works, .. }) =
+            REGRESSIONS.iter().find(|r| r.first <= v && v <= r.last)
         else {
             return Vec::new();
         };
@@ -68,8 +97,8 @@ impl Rule for RootlessRegression {
         ));
         evidence.extend(cx.error_evidence());
         vec![Finding {
-            code: DOC.code.into(),
-            cause: DOC.cause.into(),
+            code: DOC.code,
+            cause: DOC.code.name().into(),
             summary: format!("rootless Engine {} has a known port-driver regression ({reference}, fixed in {fixed})", docker.version),
             evidence,
             confidence: match (bind_error, holder_seen) {
@@ -78,14 +107,32 @@ impl Rule for RootlessRegression {
                 _ => Confidence::Low,
             },
             remedies: vec![
-                remedy::other_port(q),
-                Remedy::new(
+                Remedy::fix(
                     Risk::Disruptive,
-                    "mkdir -p ~/.config/systemd/user/docker.service.d && printf '[Service]\\nEnvironment=DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=builtin\\n' > ~/.config/systemd/user/docker.service.d/port-driver.conf && systemctl --user daemon-reload && systemctl --user restart docker".to_owned(),
-                    "switches the rootless engine to rootlesskit's builtin port driver; rootless containers restart".to_owned(),
+                    Action::SetRootlessPortDriver { driver: "builtin".into() },
+                    format!(
+                        "switches the rootless engine to rootlesskit's builtin port driver, which does not have the bug; the rootless daemon restarts, and {}",
+                        remedy::live_restore_note(cx.live_restore())
+                    ),
                 ),
-                Remedy::new(Risk::Disruptive, format!("upgrade Docker Engine to {fixed} or later"), "installs the fixed release; the daemon restarts".to_owned()),
-            ],
+                Remedy::fix(
+                    Risk::Disruptive,
+                    Action::UpgradeEngine { to: (*fixed).to_owned() },
+                    format!(
+                        "installs a release with the fix; the daemon restarts, and {}",
+                        remedy::live_restore_note(cx.live_restore())
+                    ),
+                ),
+            ]
+            .into_iter()
+            .chain(loopback_works.then(|| {
+                remedy::bind_address(
+                    q,
+                    std::net::IpAddr::from([127, 0, 0, 1]),
+                    "publishes on loopback only, which the regression does not affect: other hosts cannot reach the container",
+                )
+            }))
+            .collect(),
         }]
     }
 }

@@ -1,14 +1,14 @@
 //! PW004 rootlesskit-holds: a rootless engine's rootlesskit holds the port for one of its containers.
 
 use super::{describe_listener, describe_process, Context, Rule, RuleDoc};
-use crate::diagnosis::{Confidence, EvidenceItem, Finding, Remedy, Risk};
-use crate::remedy;
+use crate::cause::CauseCode;
+use crate::diagnosis::{Confidence, EvidenceItem, Finding};
+use crate::remedy::{self, Action, Remedy, Risk};
 
 pub struct RootlesskitHolds;
 
 pub static DOC: RuleDoc = RuleDoc {
-    code: "PW004",
-    cause: "rootlesskit-holds",
+    code: CauseCode::RootlesskitHolds,
     title: "rootlesskit holds the port for a rootless engine",
     what_it_detects: "A host socket on the port owned by rootlesskit, or a socket inside rootlesskit's \
         network namespace (where a rootless engine's docker-proxy and NAT rules live).",
@@ -45,24 +45,25 @@ impl Rule for RootlesskitHolds {
             }
             let uid = kit.map(|_| l.uid);
             // Name the rootless container when the engine we talk to is that rootless engine.
-            let holder = cx.evidence.docker.as_ref().filter(|d| d.rootless).and_then(|_| {
-                cx.containers_binding().find(|(c, _)| c.state.holds_ports()).map(|(c, _)| c.display())
-            });
-            if let Some(name) = &holder {
+            let holder =
+                cx.evidence.docker.as_ref().filter(|d| d.rootless).and_then(|_| {
+                    cx.containers_binding().find(|(c, _)| c.state.holds_ports()).map(|(c, _)| c)
+                });
+            if let Some(c) = holder {
                 evidence.push(EvidenceItem::new(
                     "docker",
-                    format!("rootless container {name} publishes the port"),
+                    format!("rootless container {} publishes the port", c.display()),
                 ));
             }
             evidence.extend(cx.error_evidence());
             let socket =
                 uid.map_or("/run/user/UID/docker.sock".to_owned(), |u| format!("/run/user/{u}/docker.sock"));
             findings.push(Finding {
-                code: DOC.code.into(),
-                cause: DOC.cause.into(),
-                summary: match &holder {
-                    Some(name) => {
-                        format!("rootlesskit holds {} for rootless container {name}", describe_listener(l))
+                code: DOC.code,
+                cause: DOC.code.name().into(),
+                summary: match holder {
+                    Some(c) => {
+                        format!("rootlesskit holds {} for rootless container {}", describe_listener(l), c.display())
                     }
                     None => format!(
                         "rootlesskit holds {} for a rootless engine's container",
@@ -71,22 +72,24 @@ impl Rule for RootlesskitHolds {
                 },
                 evidence,
                 confidence: Confidence::High,
-                remedies: vec![
-                    remedy::other_port(q),
-                    Remedy::new(
-                        Risk::Safe,
-                        format!("DOCKER_HOST=unix://{socket} docker ps --filter publish={}", q.port),
-                        "names the rootless container that publishes the port".to_owned(),
-                    ),
-                    Remedy::new(
-                        Risk::Disruptive,
-                        format!(
-                            "DOCKER_HOST=unix://{socket} docker stop {}",
-                            holder.as_deref().unwrap_or("<container>")
+                remedies: {
+                    let docker_host = Some(format!("unix://{socket}"));
+                    let mut r = vec![
+                        remedy::other_port(q),
+                        Remedy::check(
+                            Action::ListPublishers { port: q.port, proto: q.proto, docker_host: docker_host.clone() },
+                            "asks the rootless engine which of its containers publishes the port",
                         ),
-                        "stops the rootless container; rootlesskit releases the port".to_owned(),
-                    ),
-                ],
+                    ];
+                    if let Some(c) = holder {
+                        r.push(Remedy::fix(
+                            Risk::Disruptive,
+                            Action::StopContainer { container: c.name.clone(), docker_host },
+                            format!("stops rootless container {}: what it serves goes down, and rootlesskit releases the port", c.name),
+                        ));
+                    }
+                    r
+                },
             });
         }
         findings

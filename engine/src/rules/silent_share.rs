@@ -3,16 +3,16 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use super::{describe_listener, owned_by_docker, Context, Rule, RuleDoc};
-use crate::diagnosis::{Confidence, EvidenceItem, Finding, Remedy, Risk};
+use crate::cause::CauseCode;
+use crate::diagnosis::{Confidence, EvidenceItem, Finding};
 use crate::evidence::{Listener, NatRule};
 use crate::overlap::{Coverage, LOOPBACK_V4, LOOPBACK_V6};
-use crate::remedy;
+use crate::remedy::{self, Action, Remedy, Risk};
 
 pub struct SilentShare;
 
 pub static DOC: RuleDoc = RuleDoc {
-    code: "PW008",
-    cause: "silent-share",
+    code: CauseCode::SilentShare,
     title: "A host process and a container share the port silently",
     what_it_detects: "A host socket and a container's published mapping on the same port at the same \
         time, with no error: in disjoint addresses or families (a v6only `[::]` listener beside \
@@ -20,7 +20,7 @@ pub static DOC: RuleDoc = RuleDoc {
         userland-proxy is off), or two UDP sockets with SO_REUSEADDR (Engine 28.x).",
     why_it_happens: "Docker's DNAT rules catch traffic before any socket sees it, and sockets in \
         disjoint addresses never collide, so the publish succeeds and each client reaches whoever \
-        owns its path. Seed 2 (001_92200d1571fdd97d.txt) blames SO_REUSEADDR for TCP sharing; on real \
+        owns its path. The article \"Understanding Port Sharing and SO_REUSEADDR in Docker\" blames SO_REUSEADDR for TCP sharing; on real \
         engines TCP never shares one address family, only disjoint addresses or families do.",
     example: "python3 -c 'import socket as s; x=s.socket(s.AF_INET6); x.setsockopt(s.IPPROTO_IPV6, s.IPV6_V6ONLY, 1); x.bind((\"::\", 8080)); x.listen(); input()' &\n\
         docker run -d -p 0.0.0.0:8080:80 nginx   # succeeds\ncurl -6 http://[::1]:8080   # the host process answers",
@@ -193,8 +193,8 @@ impl Rule for SilentShare {
                 .push(EvidenceItem::new("traffic", format!("to {from} port {}: {}", q.port, r.describe())));
         }
         vec![Finding {
-            code: DOC.code.into(),
-            cause: DOC.cause.into(),
+            code: DOC.code,
+            cause: DOC.code.name().into(),
             summary: if split {
                 format!(
                     "port {}/{} is shared silently by {} and container {container_name}: who answers depends on the address the client uses",
@@ -212,14 +212,39 @@ impl Rule for SilentShare {
             },
             evidence,
             confidence: Confidence::High,
-            remedies: vec![
-                remedy::other_port(q),
-                Remedy::new(
+            remedies: {
+                let mut r = Vec::new();
+                // Ending the host side leaves the port to the container, as the publish intended.
+                let pids: Vec<u32> =
+                    host_sockets.iter().flat_map(|l| l.owners.iter().map(|p| p.pid)).collect();
+                if let Some(owner) = host_sockets.iter().flat_map(|l| l.owners.first()).next() {
+                    r.push(Remedy::fix(
+                        Risk::Disruptive,
+                        Action::StopProcess { pids: dedup(pids), program: owner.program().to_owned() },
+                        format!(
+                            "ends {}: every address then reaches container {container_name}, and whatever {} serves goes down",
+                            owner.program(),
+                            owner.program()
+                        ),
+                    ));
+                }
+                r.push(Remedy::fix(
                     Risk::Disruptive,
-                    format!("docker stop {}", super::sh_quote(&container.name)),
-                    format!("stops {}; the host process keeps the port alone", container.name),
-                ),
-            ],
+                    Action::StopContainer { container: container.name.clone(), docker_host: None },
+                    format!(
+                        "stops {}: what it serves goes down, and the host process keeps the port alone",
+                        container.name
+                    ),
+                ));
+                r.push(remedy::other_port(q));
+                r
+            },
         }]
     }
+}
+
+fn dedup(mut pids: Vec<u32>) -> Vec<u32> {
+    pids.sort_unstable();
+    pids.dedup();
+    pids
 }

@@ -1,15 +1,16 @@
 //! PW006 split-backend: Docker's rules live in one firewall backend, the `iptables` command in another.
 
-use super::{stale_proxy::restart_daemon, Context, Rule, RuleDoc};
-use crate::diagnosis::{Confidence, EvidenceItem, Finding, Remedy, Risk};
-use crate::evidence::Backend;
+use super::{Context, Rule, RuleDoc};
+use crate::cause::CauseCode;
+use crate::diagnosis::{Confidence, EvidenceItem, Finding};
+use crate::evidence::{Backend, Family};
 use crate::parse::error::Stage;
+use crate::remedy::{self, Action, Remedy, Risk};
 
 pub struct SplitBackend;
 
 pub static DOC: RuleDoc = RuleDoc {
-    code: "PW006",
-    cause: "split-backend",
+    code: CauseCode::SplitBackend,
     title: "Split firewall backend",
     what_it_detects: "Docker's chains (nat `DOCKER`) in iptables-legacy while the `iptables` alternative \
         points at iptables-nft, or the reverse, or Docker chains in both backends at once.",
@@ -48,8 +49,8 @@ impl Rule for SplitBackend {
             // The error alone points here, but without two backends in view it stays a suspicion.
             if firewall_error {
                 return vec![Finding {
-                    code: DOC.code.into(),
-                    cause: DOC.cause.into(),
+                    code: DOC.code,
+                    cause: DOC.code.name().into(),
                     summary: "the daemon failed to program the firewall; Docker's chains are missing where `iptables` looks".to_owned(),
                     evidence: cx.error_evidence().into_iter().chain([
                         EvidenceItem::new(
@@ -62,7 +63,11 @@ impl Rule for SplitBackend {
                         ),
                     ]).collect(),
                     confidence: Confidence::Medium,
-                    remedies: vec![restart_daemon()],
+                    remedies: vec![remedy::restart_daemon(
+                        cx.rootless(),
+                        cx.live_restore(),
+                        "creates its chains again in the backend `iptables` points at",
+                    )],
                 }];
             }
             return Vec::new();
@@ -86,7 +91,6 @@ impl Rule for SplitBackend {
         }
         evidence.extend(cx.error_evidence());
         let target = elsewhere.or(active).unwrap_or(Backend::IptablesNft);
-        let flavour = if target == Backend::IptablesLegacy { "legacy" } else { "nft" };
         let summary = if both {
             format!(
                 "Docker's rules exist in both iptables-legacy and iptables-nft; `iptables` shows only {}",
@@ -100,27 +104,33 @@ impl Rule for SplitBackend {
             )
         };
         vec![Finding {
-            code: DOC.code.into(),
-            cause: DOC.cause.into(),
+            code: DOC.code,
+            cause: DOC.code.name().into(),
             summary,
             evidence,
             confidence: if firewall_error || elsewhere.is_some() { Confidence::High } else { Confidence::Medium },
             remedies: vec![
-                Remedy::new(
+                Remedy::fix(
                     Risk::Disruptive,
+                    Action::SetIptablesAlternative { backend: target },
                     format!(
-                        "update-alternatives --set iptables /usr/sbin/iptables-{flavour} && update-alternatives --set ip6tables /usr/sbin/ip6tables-{flavour} && systemctl restart docker"
+                        "points `iptables` and `ip6tables` at {} where Docker's chains are, and restarts dockerd to reprogram them; {}",
+                        target.as_str(),
+                        remedy::live_restore_note(cx.live_restore())
                     ),
-                    format!("points `iptables` back at {} where Docker's chains are, and restarts dockerd to reprogram them; containers restart unless live-restore is on", target.as_str()),
                 ),
-                Remedy::new(
+                Remedy::fix(
                     Risk::Destructive,
+                    Action::FlushChain {
+                        backend: other(target),
+                        family: Family::Ipv4,
+                        table: "nat".into(),
+                        chain: "DOCKER".into(),
+                    },
                     format!(
-                        "{}-save -t nat | grep -c DOCKER  # then flush the stranded copy: {} -t nat -F DOCKER",
-                        other(target).as_str(),
+                        "empties the stranded copy of Docker's nat chain in {}: its rules still rewrite traffic to containers that may be gone, and nothing restores them",
                         other(target).as_str()
                     ),
-                    format!("removes the stranded Docker rules from {}, which still route traffic", other(target).as_str()),
                 ),
             ],
         }]

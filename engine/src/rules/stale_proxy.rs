@@ -1,14 +1,14 @@
 //! PW003 stale-proxy: a docker-proxy holds the port for a container that no longer runs.
 
 use super::{describe_listener, Context, Rule, RuleDoc};
-use crate::diagnosis::{Confidence, EvidenceItem, Finding, Remedy, Risk};
-use crate::remedy;
+use crate::cause::CauseCode;
+use crate::diagnosis::{Confidence, EvidenceItem, Finding};
+use crate::remedy::{self, Action, Remedy, Risk};
 
 pub struct StaleProxy;
 
 pub static DOC: RuleDoc = RuleDoc {
-    code: "PW003",
-    cause: "stale-proxy",
+    code: CauseCode::StaleProxy,
     title: "A leftover docker-proxy holds the port",
     what_it_detects: "A docker-proxy process bound to the port whose target address belongs to no \
         running container, or that runs while the daemon does not answer.",
@@ -52,8 +52,8 @@ impl Rule for StaleProxy {
             ];
             evidence.extend(cx.error_evidence());
             findings.push(Finding {
-                code: DOC.code.into(),
-                cause: DOC.cause.into(),
+                code: DOC.code,
+                cause: DOC.code.name().into(),
                 summary: format!(
                     "a leftover docker-proxy (pid {}) holds {}:{}/{} for {}, where no container runs",
                     p.pid, p.host_ip, p.host_port, p.proto, p.container_ip
@@ -61,14 +61,18 @@ impl Rule for StaleProxy {
                 evidence,
                 confidence: Confidence::High,
                 remedies: vec![
-                    Remedy::new(
+                    Remedy::fix(
+                        // It forwards to no container, so no one is served through it.
                         Risk::Safe,
-                        format!("kill {}", p.pid),
-                        "stops a proxy that forwards to no container; nothing running loses traffic"
-                            .to_owned(),
+                        Action::StopProcess { pids: vec![p.pid], program: "docker-proxy".into() },
+                        "ends a proxy that forwards to no container: the port is free and nothing running loses traffic",
                     ),
                     remedy::other_port(q),
-                    restart_daemon(),
+                    remedy::restart_daemon(
+                        cx.rootless(),
+                        docker.live_restore,
+                        "starts fresh proxies for the containers it runs and none for the others",
+                    ),
                 ],
             });
         }
@@ -85,8 +89,8 @@ fn daemon_down(cx: &Context<'_>) -> Vec<Finding> {
             let pids: Vec<String> =
                 l.owners.iter().filter(|p| p.is_docker_proxy()).map(|p| p.pid.to_string()).collect();
             Finding {
-                code: DOC.code.into(),
-                cause: DOC.cause.into(),
+                code: DOC.code,
+                cause: DOC.code.name().into(),
                 summary: format!(
                     "docker-proxy (pid {}) holds {} while the Docker API does not answer",
                     pids.join(", "),
@@ -105,27 +109,22 @@ fn daemon_down(cx: &Context<'_>) -> Vec<Finding> {
                 ],
                 confidence: Confidence::Medium,
                 remedies: vec![
+                    Remedy::fix(
+                        Risk::Disruptive,
+                        Action::StartDaemon { rootless: cx.rootless() },
+                        "starts the daemon, which cleans up or re-adopts its proxies; containers with a restart policy start too",
+                    ),
+                    Remedy::fix(
+                        Risk::Disruptive,
+                        Action::StopProcess {
+                            pids: l.owners.iter().filter(|p| p.is_docker_proxy()).map(|p| p.pid).collect(),
+                            program: "docker-proxy".into(),
+                        },
+                        "ends the proxy; a container behind it, if one still runs, loses its published port",
+                    ),
                     remedy::other_port(q),
-                    Remedy::new(
-                        Risk::Disruptive,
-                        "systemctl start docker".to_owned(),
-                        "starts the daemon, which cleans up or re-adopts its proxies".to_owned(),
-                    ),
-                    Remedy::new(
-                        Risk::Disruptive,
-                        format!("kill {}", pids.join(" ")),
-                        "stops the proxy; a container behind it, if any, loses its published port".to_owned(),
-                    ),
                 ],
             }
         })
         .collect()
-}
-
-pub fn restart_daemon() -> Remedy {
-    Remedy::new(
-        Risk::Disruptive,
-        "systemctl restart docker".to_owned(),
-        "restarts dockerd: it rebuilds its proxies and NAT chain; containers restart unless live-restore is on".to_owned(),
-    )
 }

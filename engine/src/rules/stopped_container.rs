@@ -1,18 +1,19 @@
 //! PW011 stopped-container: created or stopped containers that publish the port, and do NOT hold it.
 
 use super::{Context, Rule, RuleDoc};
-use crate::diagnosis::{Confidence, EvidenceItem, Finding, Remedy, Risk};
+use crate::cause::CauseCode;
+use crate::diagnosis::{Confidence, EvidenceItem, Finding};
+use crate::remedy::{Action, Remedy};
 
 pub struct StoppedContainer;
 
 pub static DOC: RuleDoc = RuleDoc {
-    code: "PW011",
-    cause: "stopped-container",
+    code: CauseCode::StoppedContainer,
     title: "Created or stopped containers do not hold the port",
     what_it_detects: "Containers in the created, exited or dead state whose configuration publishes the \
         port. They are listed so they can be ruled out: this is a note, not a cause.",
     why_it_happens: "Ports are allocated when a container starts and released when it stops; a created \
-        or exited container holds nothing. Seed 1 (000_6f5509e30c1bb32c.txt) suggests a stopped \
+        or exited container holds nothing. The guide \"Docker port binding: address already in use\" suggests a stopped \
         container may keep its port in some configurations; on Engine 20.10, 26 and 28 it did not. \
         A container whose start failed on the port stays `Created` with the daemon's error in \
         `State.Error`: that is the victim, not the holder.",
@@ -51,8 +52,8 @@ impl Rule for StoppedContainer {
             return Vec::new();
         }
         vec![Finding {
-            code: DOC.code.into(),
-            cause: DOC.cause.into(),
+            code: DOC.code,
+            cause: DOC.code.name().into(),
             summary: format!(
                 "{} created/stopped container(s) publish this port but do not hold it: {}",
                 names.len(),
@@ -60,10 +61,9 @@ impl Rule for StoppedContainer {
             ),
             evidence,
             confidence: Confidence::Low,
-            remedies: vec![Remedy::new(
-                Risk::Safe,
-                format!("docker ps -a --filter publish={}/{}", cx.query().port, cx.query().proto),
-                "lists every container that publishes the port and its state".to_owned(),
+            remedies: vec![Remedy::check(
+                Action::ListPublishers { port: cx.query().port, proto: cx.query().proto, docker_host: None },
+                "lists every container that publishes the port and its state",
             )],
         }]
     }

@@ -19,6 +19,19 @@ const KEY: &str = "systemd-resolved";
 
 impl SystemdResolved {
     pub(crate) async fn inject(&self, env: &Environment) -> Result<Injected, HarnessError> {
+        let pid = self.start(env).await?;
+        save_pids(env, KEY, &[pid]).await?;
+        Ok(Injected {
+            summary: format!("systemd-resolved pid {pid} holds 127.0.0.53:53 and 127.0.0.54:53 (udp+tcp)"),
+            pids: vec![pid],
+            ..Default::default()
+        })
+    }
+
+    /// Starts the real binary as root (no systemd) and waits for its stub listeners; its pid.
+    pub(crate) async fn start(&self, env: &Environment) -> Result<u32, HarnessError> {
+        // A stale state directory from a killed instance makes it refuse to start.
+        env.sh("rm -rf /run/systemd/resolve").await?;
         let out = env
             .sh_ok(
                 // It creates /run/systemd/resolve but not its parent (/run is a fresh tmpfs here).
@@ -32,17 +45,12 @@ impl SystemdResolved {
             .trim()
             .parse()
             .map_err(|_| HarnessError::fault(KEY, format!("no pid from {:?}", out.stdout)))?;
-        save_pids(env, KEY, &[pid]).await?;
         let up = wait_until(Duration::from_secs(10), || async { Ok(self.check(env).await.is_ok()) }).await?;
         if !up {
             let log = env.sh("tail -n 20 /var/log/systemd-resolved.log").await?.stdout;
             return Err(HarnessError::fault(KEY, format!("stub listeners did not appear; log:\n{log}")));
         }
-        Ok(Injected {
-            summary: format!("systemd-resolved pid {pid} holds 127.0.0.53:53 and 127.0.0.54:53 (udp+tcp)"),
-            pids: vec![pid],
-            ..Default::default()
-        })
+        Ok(pid)
     }
 
     pub(crate) async fn check(&self, env: &Environment) -> Result<(), HarnessError> {

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::outcome::{median_ms, CellResult, RunResults, Status};
+use crate::outcome::{median_ms, CellResult, RemedySource, RunResults, Status};
 use crate::report::junit::escape;
 use crate::report::{axes, counts, find};
 use crate::scenario::ExpectedTrigger;
@@ -17,7 +17,7 @@ details .body{max-height:18rem;overflow:auto;font-size:.8rem}pre{white-space:pre
 
 fn cell_html(out: &mut String, c: &CellResult) {
     let status = c.status.as_str();
-    let cause = c.observed.as_ref().and_then(|o| o.cause.as_deref()).unwrap_or("-");
+    let cause = c.cause_text();
     // Failing cells open by default: the reader came for them.
     let open = if c.status == Status::Pass { "" } else { " open" };
     let _ = write!(
@@ -37,9 +37,10 @@ fn cell_html(out: &mut String, c: &CellResult) {
         e.traffic.iter().map(|t| format!("{} → {}", t.from.as_str(), t.answers.as_str())).collect();
     let _ = write!(
         out,
-        "<p>expected: trigger {trigger}, {}{}</p>",
+        "<p>expected: trigger {trigger}, {}{}{}</p>",
         e.cause,
-        if traffic.is_empty() { String::new() } else { format!("; traffic {}", traffic.join(", ")) }
+        if traffic.is_empty() { String::new() } else { format!("; traffic {}", traffic.join(", ")) },
+        e.remedy.map(|r| format!("; fix {r} proven")).unwrap_or_default()
     );
     if !c.failures.is_empty() {
         out.push_str("<ul class=\"failures\">");
@@ -60,7 +61,7 @@ fn cell_html(out: &mut String, c: &CellResult) {
             let _ = write!(
                 out,
                 "<p class=\"verdict\"><b>{}</b> {} ({:?})</p><ul>",
-                escape(&f.code),
+                f.code,
                 escape(&f.summary),
                 f.confidence
             );
@@ -81,15 +82,23 @@ fn cell_html(out: &mut String, c: &CellResult) {
             );
         }
     }
-    if let Some(r) = &c.remedy {
-        let _ = write!(
-            out,
-            "<p class=\"remedy\">remedy ({}, {}): <code>{}</code></p><pre>{}</pre>",
-            r.risk.as_str(),
-            if r.verified { "verified" } else { "not verified" },
-            escape(&r.applied),
-            escape(&r.detail)
-        );
+    if !c.remedies.is_empty() {
+        out.push_str("<table class=\"remedies\"><tr><th>remedy</th><th>purpose</th><th>risk</th><th>outcome</th><th>why</th></tr>");
+        for r in &c.remedies {
+            let _ = write!(
+                out,
+                "<tr data-kind=\"{}\" data-outcome=\"{}\"><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                r.kind,
+                r.outcome.as_str(),
+                escape(&r.command),
+                if r.source == RemedySource::Claim { " (seed claim)" } else { "" },
+                r.purpose.as_str(),
+                r.risk.as_str(),
+                r.outcome.as_str(),
+                escape(&r.why)
+            );
+        }
+        out.push_str("</table>");
     }
     let _ = write!(out, "<p>{} ms</p></div></details></td>", c.duration_ms);
 }
@@ -141,7 +150,7 @@ pub fn render(results: &RunResults) -> String {
             escape(s),
             escape(s),
             first.seed.label(),
-            first.seed.file_name(),
+            first.seed.title(),
             escape(&first.claim)
         );
         for c in cells.iter().filter(|c| &c.scenario == s) {
@@ -152,7 +161,7 @@ pub fn render(results: &RunResults) -> String {
                 escape(&c.engine_name),
                 c.backend,
                 if c.trigger.exit_code == 0 { "succeeded" } else { "failed" },
-                escape(c.observed.as_ref().and_then(|o| o.cause.as_deref()).unwrap_or("-"))
+                c.cause_text()
             );
         }
         out.push_str("</ul></td></tr>\n");

@@ -2,7 +2,11 @@
 
 use std::fmt::Write as _;
 
-use crate::outcome::{median_ms, RunResults, Status};
+use std::collections::BTreeMap;
+
+use portwhy::remedy::{ActionKind, Purpose};
+
+use crate::outcome::{median_ms, CellResult, RemedySource, RunResults, Status, TrialOutcome};
 use crate::report::{axes, counts, find};
 
 fn cell_text(status: Status, cause: Option<&str>) -> String {
@@ -44,11 +48,7 @@ pub fn render(results: &RunResults) -> String {
         for (name, _, backend) in &ax.columns {
             match find(cells, s, name, *backend) {
                 Some(c) => {
-                    let _ = write!(
-                        out,
-                        " {} |",
-                        cell_text(c.status, c.observed.as_ref().and_then(|o| o.cause.as_deref()))
-                    );
+                    let _ = write!(out, " {} |", cell_text(c.status, c.observed_cause().map(|c| c.code())));
                 }
                 None => out.push_str(" - |"),
             }
@@ -66,6 +66,7 @@ pub fn render(results: &RunResults) -> String {
             let _ = writeln!(out, "\n```\n{}\n{}\n```\n", c.trigger.command, c.trigger.error.trim());
         }
     }
+    remedies_section(&mut out, cells);
     out.push_str("\n## Seed claims against the engines\n\n| scenario | source | claim (restated) | what the engines did |\n|---|---|---|---|\n");
     for s in &ax.scenarios {
         let Some(first) = cells.iter().find(|c| &c.scenario == s) else { continue };
@@ -74,23 +75,64 @@ pub fn render(results: &RunResults) -> String {
             .filter(|c| &c.scenario == s)
             .map(|c| {
                 let t = if c.trigger.exit_code == 0 { "publish succeeded" } else { "publish failed" };
-                format!(
-                    "{} {}/{}: {t}, portwhy {}",
-                    c.engine,
-                    c.engine_name,
-                    c.backend,
-                    c.observed.as_ref().and_then(|o| o.cause.as_deref()).unwrap_or("-")
-                )
+                format!("{} {}/{}: {t}, portwhy {}", c.engine, c.engine_name, c.backend, c.cause_text())
             })
             .collect();
         let _ = writeln!(
             out,
             "| {s} | {} ({}) | {} | {} |",
             first.seed.label(),
-            first.seed.file_name(),
+            first.seed.title(),
             md(&first.claim),
             md(&did.join("; "))
         );
     }
     out
+}
+
+/// Per remedy action: in how many cells it was the proven fix, and how every other trial ended.
+fn remedies_section(out: &mut String, cells: &[CellResult]) {
+    #[derive(Default)]
+    struct Tally {
+        proven_fix: usize,
+        proven_other: usize,
+        failed: usize,
+        not_tried: usize,
+    }
+    let mut by_kind: BTreeMap<(ActionKind, Purpose, bool), Tally> = BTreeMap::new();
+    for c in cells {
+        let fix = c.proven_fix().map(|t| (t.kind, t.command.as_str()));
+        for t in &c.remedies {
+            let entry = by_kind.entry((t.kind, t.purpose, t.source == RemedySource::Claim)).or_default();
+            match t.outcome {
+                TrialOutcome::Proven if fix == Some((t.kind, t.command.as_str())) => entry.proven_fix += 1,
+                TrialOutcome::Proven => entry.proven_other += 1,
+                TrialOutcome::Failed => entry.failed += 1,
+                TrialOutcome::NotTried => entry.not_tried += 1,
+            }
+        }
+    }
+    if by_kind.is_empty() {
+        return;
+    }
+    let with_fix = cells.iter().filter(|c| c.proven_fix().is_some()).count();
+    let needing = cells.iter().filter(|c| c.expected.remedy.is_some()).count();
+    let _ = writeln!(
+        out,
+        "\n## Remedies\n\n{with_fix} of {needing} cells with a cause proved a fix aimed at it on the same port. \
+         A workaround (another port or address) is never the proof.\n\n\
+         | action | purpose | source | the cell's proven fix | proven | failed | not tried |\n|---|---|---|---|---|---|---|"
+    );
+    for ((kind, purpose, claim), t) in by_kind {
+        let _ = writeln!(
+            out,
+            "| {kind} | {} | {} | {} | {} | {} | {} |",
+            purpose.as_str(),
+            if claim { "seed claim" } else { "portwhy" },
+            t.proven_fix,
+            t.proven_other,
+            t.failed,
+            t.not_tried
+        );
+    }
 }

@@ -94,12 +94,8 @@ pub fn summary_table(cells: &[CellResult], wall_ms: u64) -> String {
             c.scenario.clone(),
             format!("{} {}", c.engine_name, c.engine),
             c.backend.to_string(),
-            c.observed.as_ref().and_then(|o| o.cause.clone()).unwrap_or_else(|| "-".into()),
-            match &c.remedy {
-                Some(r) if r.verified => format!("verified ({})", r.risk.as_str()),
-                Some(r) => format!("NOT verified ({})", r.risk.as_str()),
-                None => "-".into(),
-            },
+            c.cause_text().to_owned(),
+            c.remedy_text(),
             c.status.as_str().to_uppercase(),
         ]);
     }

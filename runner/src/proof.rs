@@ -1,0 +1,309 @@
+//! Proving remedies: run a typed action in the environment as a user would, publish the same
+//! container again, and probe who answers.
+//!
+//! A fix is proven when, after its steps, the scenario's own trigger (the same port, and the same
+//! address unless the fix's point is another address, such as leaving 127.0.0.53 to a resolver
+//! stub) exits 0 and the container answers from every source its publish covers, while no source
+//! still reaches the process that held the port. A workaround is proven the same way on the port or
+//! address it moves to. A check is proven when it runs and exits 0. Nothing here reads the text
+//! `portwhy` printed: the steps come from the action's own fields (`Action::steps`).
+//!
+//! The environment has no systemd, so the steps that need one are done the way the environment
+//! runs those services: a daemon restart is the environment's own, a service stop is SIGTERM to the
+//! service's process, and a service start runs its binary as the fault did.
+
+use std::net::IpAddr;
+
+use portwhy::port::{PortQuery, Proto};
+use portwhy::remedy::{Action, BindAddress, Purpose, Remedy, Step};
+use portwhy_harness::{Environment, Fault};
+
+use crate::outcome::{RemedySource, RemedyTrial, TrialOutcome};
+use crate::probe;
+use crate::publish::{self, PublishSpec};
+use crate::scenario::{Answerer, TrafficCheck, TrafficSource};
+
+/// Where `portwhy` is copied inside every environment.
+pub(crate) const PORTWHY_IN_ENV: &str = "/usr/local/bin/portwhy";
+
+/// What a proof needs to know about the cell.
+pub struct Proof<'a> {
+    pub env: &'a Environment,
+    /// The scenario's trigger argv, `{host_ip}` filled.
+    pub trigger: &'a [String],
+    /// The trigger's `--name`.
+    pub container: &'a str,
+    pub query: &'a PortQuery,
+    /// The scenario's probes: the sources that matter for this cause.
+    pub traffic: &'a [TrafficCheck],
+    pub host_ip: IpAddr,
+    /// The environment has IPv6 on lo/eth0 (a wildcard publish then covers `::1` too).
+    pub ipv6: bool,
+    /// The scenario's faults, to put the cause back after a remedy removed it.
+    pub faults: &'a [Fault],
+}
+
+/// A step the environment cannot carry out (the trial is then "not tried", with this reason).
+struct Unsupported(String);
+
+impl Proof<'_> {
+    /// Try one remedy and record what it showed.
+    pub async fn trial(&self, remedy: &Remedy, source: RemedySource) -> RemedyTrial {
+        let mut trial = RemedyTrial {
+            source,
+            kind: remedy.kind(),
+            purpose: remedy.purpose,
+            risk: remedy.risk,
+            command: remedy.command.clone(),
+            outcome: TrialOutcome::Failed,
+            ran: Vec::new(),
+            why: String::new(),
+        };
+        let steps = remedy.action.steps();
+        let mut argv = self.trigger.to_vec();
+        for step in &steps {
+            match self.run_step(step, &mut argv).await {
+                Ok(ran) => trial.ran.extend(ran),
+                Err(StepError::Unsupported(Unsupported(why))) => {
+                    trial.outcome = TrialOutcome::NotTried;
+                    trial.why = why;
+                    return trial;
+                }
+                Err(StepError::Failed(why)) => {
+                    trial.why = why;
+                    return trial;
+                }
+            }
+        }
+        if remedy.purpose == Purpose::Check {
+            trial.outcome = TrialOutcome::Proven;
+            trial.why = "ran and exited 0".to_owned();
+            return trial;
+        }
+        let (proven, why) = self.publish_and_probe(&argv).await;
+        trial.ran.push(argv.join(" "));
+        trial.outcome = if proven { TrialOutcome::Proven } else { TrialOutcome::Failed };
+        trial.why = why;
+        // A workaround leaves the cause in place but its container on another port or address:
+        // remove it so later trials start from the fault alone.
+        if remedy.purpose == Purpose::Workaround {
+            let _ = self.env.exec(&["docker", "rm", "-f", self.container]).await;
+        }
+        trial
+    }
+
+    /// Remove whatever the last trial left and inject the faults again, so the next remedy meets
+    /// the cause it is meant to remove.
+    pub async fn restore_cause(&self) -> Result<(), String> {
+        let _ = self.env.exec(&["docker", "rm", "-f", self.container]).await;
+        for f in self.faults.iter().rev() {
+            // The remedy may have removed part of it already; undo tolerates what is gone.
+            let _ = f.undo(self.env).await;
+        }
+        for f in self.faults {
+            f.inject(self.env).await.map_err(|e| format!("re-injecting {}: {e}", f.kind()))?;
+            f.check(self.env)
+                .await
+                .map_err(|e| format!("{} re-injected but not observable: {e}", f.kind()))?;
+        }
+        Ok(())
+    }
+
+    async fn run_step(&self, step: &Step, argv: &mut Vec<String>) -> Result<Vec<String>, StepError> {
+        let env = self.env;
+        let failed = |what: &str, e: &dyn std::fmt::Display| StepError::Failed(format!("{what}: {e}"));
+        match step {
+            Step::Run { argv: words } => {
+                let w: Vec<&str> = words.iter().map(String::as_str).collect();
+                let out = env.exec(&w).await.map_err(|e| failed(&step.render(), &e))?;
+                if !out.success() {
+                    return Err(StepError::Failed(format!(
+                        "`{}` exited {}: {}",
+                        step.render(),
+                        out.exit_code,
+                        out.stderr.trim()
+                    )));
+                }
+                Ok(vec![step.render()])
+            }
+            Step::WriteFile { path, content } => {
+                env.write_file(path, content.as_bytes(), 0o644)
+                    .await
+                    .map_err(|e| failed(&step.render(), &e))?;
+                Ok(vec![format!("write {path}")])
+            }
+            Step::RestartDaemon { .. } | Step::StartDaemon { .. } => {
+                env.restart_dockerd().await.map_err(|e| failed("restarting dockerd", &e))?;
+                Ok(vec!["restart the environment's dockerd (no systemd inside)".to_owned()])
+            }
+            Step::StopService { unit, process } => {
+                env.stop_service(process).await.map_err(|e| failed(&format!("stopping {unit}"), &e))?;
+                Ok(vec![format!("stop {unit}: SIGTERM to {process} (no systemd inside)")])
+            }
+            Step::RestartService { unit, process } => {
+                env.stop_service(process).await.map_err(|e| failed(&format!("stopping {unit}"), &e))?;
+                env.start_service(unit).await.map_err(|e| failed(&format!("starting {unit}"), &e))?;
+                Ok(vec![format!("restart {unit}: SIGTERM to {process}, then start it (no systemd inside)")])
+            }
+            Step::Publish { address, port, proto } => {
+                let mut spec = publish::first(argv).map_err(StepError::Failed)?;
+                spec.host_ip = Some(match address {
+                    BindAddress::Ip(ip) => *ip,
+                    BindAddress::HostIp => self.host_ip,
+                });
+                spec.host_port = Some(*port);
+                if *proto != Proto::Tcp {
+                    spec.proto = Some(*proto);
+                }
+                *argv = publish::with_first(argv, &spec);
+                Ok(vec![format!("publish on {spec}")])
+            }
+            Step::SuggestPort { query } => {
+                let q = query.to_string();
+                let out = env
+                    .exec(&[PORTWHY_IN_ENV, "suggest", &q, "--json"])
+                    .await
+                    .map_err(|e| failed("portwhy suggest", &e))?;
+                let port = serde_json::from_str::<serde_json::Value>(&out.stdout)
+                    .ok()
+                    .and_then(|v| v["suggested"].as_u64())
+                    .and_then(|p| u16::try_from(p).ok())
+                    .ok_or_else(|| {
+                        StepError::Failed(format!(
+                            "`portwhy suggest {q} --json` named no free port (exit {}): {}",
+                            out.exit_code,
+                            out.stderr.trim()
+                        ))
+                    })?;
+                let mut spec = publish::first(argv).map_err(StepError::Failed)?;
+                spec.host_port = Some(port);
+                *argv = publish::with_first(argv, &spec);
+                Ok(vec![format!("portwhy suggest {q}: {port}")])
+            }
+            Step::UpgradeEngine { to } => Err(StepError::Unsupported(Unsupported(format!(
+                "installing Engine {to} inside a running environment is not supported by the lab"
+            )))),
+            Step::SetRootlessPortDriver { driver } => Err(StepError::Unsupported(Unsupported(format!(
+                "switching the rootless port driver to {driver} is not supported by the lab"
+            )))),
+            Step::Foreign { os, .. } => Err(StepError::Unsupported(Unsupported(format!(
+                "a command for {os:?}: no Linux environment can run it"
+            )))),
+        }
+    }
+
+    /// Run `argv` (the trigger, perhaps moved to another port or address) and probe.
+    async fn publish_and_probe(&self, argv: &[String]) -> (bool, String) {
+        let env = self.env;
+        let _ = env.exec(&["docker", "rm", "-f", self.container]).await;
+        let words: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = match env.exec(&words).await {
+            Ok(o) => o,
+            Err(e) => return (false, format!("re-trigger: {e}")),
+        };
+        if !out.success() {
+            return (false, format!("re-trigger exited {}: {}", out.exit_code, out.stderr.trim()));
+        }
+        let spec = match publish::first(argv) {
+            Ok(s) => s,
+            Err(e) => return (false, e),
+        };
+        let port = spec.host_port.unwrap_or(self.query.port);
+        let proto = spec.proto();
+        if let Err(e) = probe::container_ready(env, self.container, spec.container_port, proto).await {
+            return (false, format!("re-trigger exited 0, but {e}"));
+        }
+        let mut notes = vec![format!("re-trigger exited 0 on {spec}")];
+        let mut proven = true;
+        // The default path for the publish's address: another host for a wildcard or the host's
+        // own address, the address itself from inside for anything else (127.0.0.2, ::1, ...).
+        let (got, reply, from) = match spec.host_ip {
+            None => self.probe(TrafficSource::Outside, None, proto, port).await,
+            Some(ip) if ip.is_unspecified() && ip.is_ipv4() || ip == self.host_ip => {
+                self.probe(TrafficSource::Outside, None, proto, port).await
+            }
+            Some(ip) => {
+                let (got, reply) = probe::probe_address(env, &ip.to_string(), proto, port).await;
+                (got, reply, format!("this host to {ip}"))
+            }
+        };
+        proven &= got == Answerer::Container;
+        notes.push(format!("from {from} to {port}/{proto}: {} answered ({reply})", got.as_str()));
+        for t in self.traffic {
+            let covered = self.covers(&spec, t.from);
+            let want = if covered { Answerer::Container } else { Answerer::Nothing };
+            let (got, reply) = probe::probe_until(env, t.from, t.client.as_deref(), proto, port, want).await;
+            // Not covered by the publish: only the old holder answering there is wrong.
+            let ok = if covered { got == Answerer::Container } else { got != Answerer::HostProcess };
+            proven &= ok;
+            notes.push(format!(
+                "from {} to {port}/{proto}: {} answered{} ({reply})",
+                t.from.as_str(),
+                got.as_str(),
+                if ok { "" } else { ", which is wrong" }
+            ));
+        }
+        (proven, notes.join("; "))
+    }
+
+    async fn probe(
+        &self,
+        from: TrafficSource,
+        client: Option<&str>,
+        proto: Proto,
+        port: u16,
+    ) -> (Answerer, String, String) {
+        let (got, reply) = probe::probe_until(self.env, from, client, proto, port, Answerer::Container).await;
+        (got, reply, from.as_str().to_owned())
+    }
+
+    /// Whether a publish on `spec`'s address reaches the container from the scenario source `from`.
+    fn covers(&self, spec: &PublishSpec, from: TrafficSource) -> bool {
+        let v4_any = matches!(
+            from,
+            TrafficSource::Loopback4
+                | TrafficSource::HostIp
+                | TrafficSource::Outside
+                | TrafficSource::OtherNetwork
+        );
+        let loopback4 = IpAddr::from([127, 0, 0, 1]);
+        match spec.host_ip {
+            // Docker binds both families for an address-less publish when IPv6 is up.
+            None => v4_any || (from == TrafficSource::Loopback6 && self.ipv6),
+            Some(ip) if ip.is_unspecified() && ip.is_ipv4() => v4_any,
+            Some(ip) if ip.is_unspecified() => from == TrafficSource::Loopback6,
+            Some(ip) if ip == loopback4 => from == TrafficSource::Loopback4,
+            Some(ip) if ip.is_loopback() && ip.is_ipv6() => from == TrafficSource::Loopback6,
+            Some(ip) if ip == self.host_ip => {
+                matches!(from, TrafficSource::HostIp | TrafficSource::Outside | TrafficSource::OtherNetwork)
+            }
+            Some(_) => false,
+        }
+    }
+}
+
+enum StepError {
+    Unsupported(Unsupported),
+    Failed(String),
+}
+
+/// A trial that did not run, and why (a lower-risk fix was already proven, ...).
+pub fn not_tried(remedy: &Remedy, source: RemedySource, why: impl Into<String>) -> RemedyTrial {
+    RemedyTrial {
+        source,
+        kind: remedy.kind(),
+        purpose: remedy.purpose,
+        risk: remedy.risk,
+        command: remedy.command.clone(),
+        outcome: TrialOutcome::NotTried,
+        ran: Vec::new(),
+        why: why.into(),
+    }
+}
+
+/// A claim's action as a remedy, so it is tried and reported like portwhy's own.
+pub fn claim_remedy(action: &Action) -> Remedy {
+    // The risk of a claim is not portwhy's to rank; it is reported with the worst that a restart or
+    // removal can do, and as a fix because that is what the document claims it is.
+    Remedy::fix(portwhy::remedy::Risk::Disruptive, action.clone(), "a seed document's remedy, as measured")
+}
