@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use portwhy::cli::{exit_code, ExitCode};
 use portwhy::diagnosis::Diagnosis;
 use portwhy::evidence::Evidence;
+use portwhy::exit::ExitCode;
 use portwhy::parse::error::classify;
 use rstest::rstest;
 
@@ -33,7 +33,7 @@ fn diagnose(case: &str) -> (Diagnosis, Option<String>) {
 fn verdict(#[case] case: &str, #[case] first: &str, #[case] exit: ExitCode) {
     let (d, text) = diagnose(case);
     assert_eq!(d.findings.first().map(|f| f.code.as_str()), Some(first), "{case}: {:#?}", d.findings);
-    assert_eq!(exit_code(&d), exit, "{case}");
+    assert_eq!(d.exit_code(), exit, "{case}");
     for f in &d.findings {
         assert!(!f.evidence.is_empty(), "{case}: {} has no evidence", f.code);
         assert!(f.remedies.windows(2).all(|w| w[0].risk <= w[1].risk), "{case}: remedies not ranked by risk");

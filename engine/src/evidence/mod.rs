@@ -4,6 +4,7 @@
 //! `portwhy diagnose --evidence` reads it back, so every field here is part of the bundle format.
 //! A source that could not be read is `None` plus an entry in `unavailable`, never a crash.
 
+pub mod bundle;
 mod docker;
 mod firewall;
 mod host;

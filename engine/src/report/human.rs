@@ -2,49 +2,8 @@
 
 use std::fmt::Write as _;
 
+use super::style::Style;
 use crate::diagnosis::{Confidence, Diagnosis, Risk};
-use crate::rules::RuleDoc;
-
-/// Whether to colour. Colour only on a terminal, never with NO_COLOR set (no-color.org).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Style {
-    pub color: bool,
-}
-
-impl Style {
-    pub fn detect(no_color_flag: bool) -> Self {
-        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Self { color: !no_color_flag && !no_color_env && crate::cli::is_tty() }
-    }
-
-    pub const PLAIN: Self = Self { color: false };
-
-    fn paint(self, code: &str, text: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_owned()
-        }
-    }
-    fn bold(self, t: &str) -> String {
-        self.paint("1", t)
-    }
-    fn dim(self, t: &str) -> String {
-        self.paint("2", t)
-    }
-    fn red(self, t: &str) -> String {
-        self.paint("1;31", t)
-    }
-    fn green(self, t: &str) -> String {
-        self.paint("1;32", t)
-    }
-    fn yellow(self, t: &str) -> String {
-        self.paint("33", t)
-    }
-    fn cyan(self, t: &str) -> String {
-        self.paint("36", t)
-    }
-}
 
 pub fn render(d: &Diagnosis, s: Style) -> String {
     let mut o = String::new();
@@ -115,45 +74,4 @@ pub fn render(d: &Diagnosis, s: Style) -> String {
         let _ = writeln!(o, "{} {}", s.dim("checked:"), s.dim(&d.checked.join("; ")));
     }
     o.trim_end().to_owned()
-}
-
-/// `portwhy explain CODE`: the rule's documentation under fixed headings.
-pub fn render_doc(d: &RuleDoc, s: Style) -> String {
-    let mut o = String::new();
-    let _ = writeln!(o, "{} {} — {}", s.bold(d.code), s.cyan(d.cause), s.bold(d.title));
-    for (heading, body) in [
-        ("What it detects", d.what_it_detects),
-        ("Why it happens", d.why_it_happens),
-        ("Example", d.example),
-        ("Fix", d.fix),
-    ] {
-        let _ = writeln!(o, "\n{}", s.bold(heading));
-        for line in body.lines() {
-            // Examples are commands and output: keep them as written; prose is wrapped.
-            if heading == "Example" {
-                let _ = writeln!(o, "  {}", line.trim_start());
-            } else {
-                for wrapped in wrap(line.trim_start(), 88) {
-                    let _ = writeln!(o, "  {wrapped}");
-                }
-            }
-        }
-    }
-    o.trim_end().to_owned()
-}
-
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = vec![String::new()];
-    for word in text.split_whitespace() {
-        let cur = lines.last_mut().expect("one line at least");
-        if !cur.is_empty() && cur.len() + 1 + word.len() > width {
-            lines.push(word.to_owned());
-        } else {
-            if !cur.is_empty() {
-                cur.push(' ');
-            }
-            cur.push_str(word);
-        }
-    }
-    lines
 }
