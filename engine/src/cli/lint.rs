@@ -22,11 +22,11 @@ pub(crate) struct LintArgs {
 pub(crate) fn run(args: &LintArgs, out: &mut Output<'_>) -> Result<ExitCode, Failure> {
     let first = args.files.first().map(PathBuf::as_path).unwrap_or(std::path::Path::new("compose.yaml"));
     let report = lint::lint_files(&args.files, &lint::LintOptions::from_environment(first))
-        .map_err(|e| Failure::bad_input(e.to_string()))?;
+        .map_err(|e| Failure { code: e.exit_code(), message: e.to_string() })?;
     if args.json.json {
         out.json(&report)?;
     } else {
         out.text(lint::render_human(&report).trim_end())?;
     }
-    Ok(if report.exit_code() == 0 { ExitCode::NoConflict } else { ExitCode::ConflictFound })
+    Ok(report.exit_code())
 }
