@@ -157,3 +157,90 @@ fn docker_unreachable_is_reported_not_fatal() {
     assert!(stderr(&o).contains("docker unavailable"), "{}", stderr(&o));
     assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stdout));
 }
+
+/// `portwhy lint` in `dir` with no COMPOSE_* variables from the test's own environment.
+fn lint_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portwhy"));
+    cmd.arg("lint").args(args).current_dir(dir).env("NO_COLOR", "1");
+    for var in ["COMPOSE_FILE", "COMPOSE_PATH_SEPARATOR", "COMPOSE_DISABLE_ENV_FILE"] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied()).output().expect("run portwhy lint")
+}
+
+const DUPLICATE: &str = "services:\n  a:\n    ports: [\"8080:80\"]\n  b:\n    ports: [\"8080:81\"]\n";
+const CLEAN: &str = "services:\n  a:\n    ports: [\"8080:80\"]\n";
+
+#[test]
+fn lint_without_files_finds_the_project_in_a_parent_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("compose.yaml"), CLEAN).unwrap();
+    std::fs::write(dir.path().join("compose.override.yaml"), "services:\n  b:\n    ports: [\"8080:81\"]\n")
+        .unwrap();
+    let sub = dir.path().join("src/deep");
+    std::fs::create_dir_all(&sub).unwrap();
+    let o = lint_in(&sub, &["--json"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let files: Vec<&str> = report["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files[0].ends_with("/compose.yaml") && files[1].ends_with("/compose.override.yaml"), "{files:?}");
+    assert_eq!(report["findings"][0]["code"], "PWL001");
+}
+
+#[test]
+fn lint_with_no_compose_file_anywhere_is_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = lint_in(dir.path(), &[], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no compose file in"), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "one line: {}", stderr(&o));
+}
+
+#[test]
+fn lint_takes_compose_file_and_its_separator() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("compose.yaml"), DUPLICATE).unwrap();
+    std::fs::write(dir.path().join("one.yaml"), CLEAN).unwrap();
+    std::fs::write(dir.path().join("two.yaml"), CLEAN).unwrap();
+    let o = lint_in(dir.path(), &[], &[("COMPOSE_FILE", "one.yaml:two.yaml")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("(one.yaml + two.yaml)"));
+    let o = lint_in(
+        dir.path(),
+        &[],
+        &[("COMPOSE_FILE", "one.yaml,compose.yaml"), ("COMPOSE_PATH_SEPARATOR", ",")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}
+
+#[test]
+fn lint_f_is_repeatable_and_keeps_its_order() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("base.yaml"), CLEAN).unwrap();
+    std::fs::write(dir.path().join("over.yaml"), "services:\n  a:\n    ports: [\"8080:8000\"]\n").unwrap();
+    let o = lint_in(dir.path(), &["-f", "over.yaml", "--file", "base.yaml", "--json"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(report["files"], serde_json::json!(["over.yaml", "base.yaml"]));
+    assert_eq!(report["findings"][0]["code"], "PWL004");
+    assert!(report["findings"][0]["locations"][0]["file"] == "over.yaml", "{}", report["findings"][0]);
+}
+
+#[test]
+fn lint_project_directory_is_searched_instead_of_the_current_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    std::fs::write(
+        dir.path().join("app/docker-compose.yml"),
+        "services:\n  a:\n    ports: [\"${P}:80\", \"8080:81\"]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("app/.env"), "P=8080\n").unwrap();
+    let o = lint_in(dir.path(), &["--project-directory", "app", "--json"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(report["files"], serde_json::json!(["app/docker-compose.yml"]));
+    // P comes from app/.env: the two entries meet on 8080.
+    assert_eq!(report["findings"][0]["code"], "PWL004");
+}

@@ -7,6 +7,11 @@ use crate::exit::ExitCode;
 pub enum LintError {
     #[error("no compose file given: pass compose.yaml, then any override files in merge order")]
     NoFiles,
+    #[error("no compose file in {dir} or any folder above it (compose.yaml, compose.yml, docker-compose.yml, docker-compose.yaml): pass one with -f, or run portwhy lint in the project's folder")]
+    NotFound { dir: String },
+    /// `COMPOSE_FILE` and its relatives, as the environment or the project's `.env` set them.
+    #[error("{0}")]
+    Environment(String),
     #[error("cannot read {path}: {source}; check the path and permissions")]
     Read {
         path: String,

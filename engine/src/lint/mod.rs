@@ -7,6 +7,7 @@
 //! itself would refuse) is a `LintError`; everything else is a finding.
 
 mod collision;
+mod discover;
 mod dotenv;
 mod error;
 mod finding;
@@ -21,6 +22,7 @@ mod spec;
 
 use std::path::PathBuf;
 
+pub use discover::{find_project, FileRequest, Project, DEFAULT_FILE_NAMES, DEFAULT_OVERRIDE_FILE_NAMES};
 pub use dotenv::LintOptions;
 pub use error::LintError;
 pub use finding::{LintFinding, LintReport, Severity, SourceLocation, LINT_SCHEMA_VERSION};
@@ -32,14 +34,18 @@ pub use spec::PortSpan;
 
 use model::Model;
 
-/// Read and lint compose files, in merge order.
+/// Read and lint compose files, in merge order; `-` is stdin, as for `docker compose -f -`.
 pub fn lint_files(paths: &[PathBuf], options: &LintOptions) -> Result<LintReport, LintError> {
     let sources = paths
         .iter()
         .map(|p| {
             let name = p.display().to_string();
-            std::fs::read_to_string(p)
-                .map(|text| ComposeSource { name: name.clone(), text })
+            let text = if p.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())
+            } else {
+                std::fs::read_to_string(p)
+            };
+            text.map(|text| ComposeSource { name: name.clone(), text })
                 .map_err(|source| LintError::Read { path: name, source })
         })
         .collect::<Result<Vec<_>, _>>()?;
