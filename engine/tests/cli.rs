@@ -244,3 +244,12 @@ fn lint_project_directory_is_searched_instead_of_the_current_folder() {
     // P comes from app/.env: the two entries meet on 8080.
     assert_eq!(report["findings"][0]["code"], "PWL004");
 }
+
+/// What the user typed is quoted back escaped: the failure stays one line on stderr.
+#[test]
+fn bad_input_quoting_a_newline_stays_on_one_line() {
+    let o = portwhy(&["80\n80"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "one line: {}", stderr(&o));
+    assert!(stderr(&o).contains(r"80\n80"), "{}", stderr(&o));
+}

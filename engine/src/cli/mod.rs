@@ -59,7 +59,7 @@ pub(crate) fn main() -> std::process::ExitCode {
     match run(&cli, &mut out) {
         Ok(code) => code.into(),
         Err(f) => {
-            eprintln!("portwhy: {}", f.message);
+            output::fail(&f.message);
             f.code.into()
         }
     }

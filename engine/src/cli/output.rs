@@ -4,6 +4,7 @@
 use std::io::{IsTerminal, Write};
 
 use portwhy::evidence::Unavailable;
+use portwhy::report::text::printable;
 use portwhy::report::Style;
 use serde::Serialize;
 
@@ -42,9 +43,14 @@ pub(crate) fn style(arg: ColorArg) -> Style {
     Style { color: !arg.no_color && !no_color_env && std::io::stdout().is_terminal() }
 }
 
-/// A warning on stderr: the run goes on.
+/// A warning on stderr, on one line: the run goes on.
 pub(crate) fn warn(message: &str) {
-    eprintln!("portwhy: warning: {message}");
+    eprintln!("portwhy: warning: {}", printable(message));
+}
+
+/// The failure's one line on stderr (it may quote what the user or the host wrote).
+pub(crate) fn fail(message: &str) {
+    eprintln!("portwhy: {}", printable(message));
 }
 
 pub(crate) fn warn_unavailable(unavailable: &[Unavailable]) {

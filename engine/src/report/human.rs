@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 
 use super::style::Style;
-use crate::diagnosis::{Confidence, Diagnosis, Risk};
+use super::text::printable;
+use crate::diagnosis::{Confidence, Diagnosis, EvidenceItem, Risk};
 
 pub fn render(d: &Diagnosis, s: Style) -> String {
     let mut o = String::new();
@@ -23,8 +24,8 @@ pub fn render(d: &Diagnosis, s: Style) -> String {
                 // A bare major ("28") is a whole release line.
                 let v = |s: &Option<String>| match s.as_deref() {
                     None => "…".to_owned(),
-                    Some(v) if !v.contains('.') => format!("{v}.x"),
-                    Some(v) => v.to_owned(),
+                    Some(v) if !v.contains('.') => format!("{}.x", printable(v)),
+                    Some(v) => printable(v).into_owned(),
                 };
                 format!(", wording of Engine {}–{}", v(lo), v(hi))
             }
@@ -40,11 +41,12 @@ pub fn render(d: &Diagnosis, s: Style) -> String {
         };
         let marker = if f.is_conflict() { s.red("●") } else { s.dim("○") };
         let _ = writeln!(o, "{marker} {} {} ({conf})", s.bold(&f.code), s.cyan(&f.cause));
-        let _ = writeln!(o, "  {}", f.summary);
-        if !f.evidence.is_empty() {
+        let _ = writeln!(o, "  {}", printable(&f.summary));
+        let evidence: Vec<&EvidenceItem> = f.evidence.iter().filter(|e| !shown_below(d, e)).collect();
+        if !evidence.is_empty() {
             let _ = writeln!(o, "  {}", s.bold("evidence"));
-            for e in &f.evidence {
-                let _ = writeln!(o, "    {:<16} {}", s.dim(&e.source), e.detail);
+            for e in evidence {
+                let _ = writeln!(o, "    {:<16} {}", s.dim(&printable(&e.source)), printable(&e.detail));
             }
         }
         if !f.remedies.is_empty() {
@@ -57,8 +59,8 @@ pub fn render(d: &Diagnosis, s: Style) -> String {
                 };
                 // Pad on the plain word so colour codes do not break alignment.
                 let pad = " ".repeat(12usize.saturating_sub(r.risk.as_str().len()));
-                let _ = writeln!(o, "    {risk}{pad}{}", r.command);
-                let _ = writeln!(o, "    {}{}", " ".repeat(12), s.dim(&r.effect));
+                let _ = writeln!(o, "    {risk}{pad}{}", printable(&r.command));
+                let _ = writeln!(o, "    {}{}", " ".repeat(12), s.dim(&printable(&r.effect)));
             }
         }
     }
@@ -66,12 +68,24 @@ pub fn render(d: &Diagnosis, s: Style) -> String {
         let _ = writeln!(o);
         let _ = writeln!(o, "{}", s.yellow("could not read:"));
         for u in &d.unavailable {
-            let _ = writeln!(o, "  {:<16} {}", u.source, u.reason);
+            let _ = writeln!(o, "  {:<16} {}", printable(&u.source), printable(&u.reason));
         }
     }
     if !d.checked.is_empty() {
         let _ = writeln!(o);
-        let _ = writeln!(o, "{} {}", s.dim("checked:"), s.dim(&d.checked.join("; ")));
+        let checked: Vec<_> = d.checked.iter().map(|c| printable(c)).collect();
+        let _ = writeln!(o, "{} {}", s.dim("checked:"), s.dim(&checked.join("; ")));
     }
     o.trim_end().to_owned()
+}
+
+/// Whether an evidence item repeats a fact the screen prints in its own section: the no-conflict
+/// verdict lists what was checked and what could not be read, and so do `checked:` and
+/// `could not read:` below it (the JSON keeps both: each is part of its object).
+fn shown_below(d: &Diagnosis, e: &EvidenceItem) -> bool {
+    match e.source.as_str() {
+        "checked" => d.checked.contains(&e.detail),
+        "unavailable" => d.unavailable.iter().any(|u| e.detail == format!("{}: {}", u.source, u.reason)),
+        _ => false,
+    }
 }

@@ -1,5 +1,7 @@
-//! `portwhy signals`: the monitoring signals as a person reads them.
+//! `portwhy signals`: the monitoring signals as a person reads them (owners and container names
+//! escaped, as the host wrote them).
 
+use super::text::printable;
 use crate::signals::Signals;
 
 pub fn render(s: &Signals) -> String {
@@ -9,11 +11,16 @@ pub fn render(s: &Signals) -> String {
         let more = ports.len().saturating_sub(8);
         ports.truncate(8);
         let tail = if more > 0 { format!(" (+{more} more)") } else { String::new() };
-        t.push_str(&format!("  {:<24} {:>6} sockets  {}{tail}\n", o.owner, o.sockets, ports.join(" ")));
+        t.push_str(&format!(
+            "  {:<24} {:>6} sockets  {}{tail}\n",
+            printable(&o.owner),
+            o.sockets,
+            ports.join(" ")
+        ));
     }
     t.push_str("published ports per container\n");
     for p in &s.published {
-        t.push_str(&format!("  {:<32} {:<10} {}\n", p.container, p.state, p.ports.join(" ")));
+        t.push_str(&format!("  {:<32} {:<10} {}\n", printable(&p.container), p.state, p.ports.join(" ")));
     }
     t.push_str("Docker DNAT rules vs published IPv4 bindings\n");
     for n in &s.nat {
@@ -31,7 +38,7 @@ pub fn render(s: &Signals) -> String {
         None => t.push_str("conntrack: not loaded\n"),
     }
     for u in &s.unavailable {
-        t.push_str(&format!("unavailable: {}: {}\n", u.source, u.reason));
+        t.push_str(&format!("unavailable: {}: {}\n", printable(&u.source), printable(&u.reason)));
     }
     t.trim_end().to_owned()
 }
