@@ -1,5 +1,6 @@
 //! `portwhy diagnose PORT` (and the shorthand `portwhy PORT`): read the host or a bundle, run the
-//! rules, print the verdict.
+//! rules, print the verdict. A bundle brings the daemon's text and the subject it was collected
+//! with; `--error` and `--container` given here take their place.
 
 use std::path::PathBuf;
 
@@ -24,7 +25,8 @@ pub(crate) struct DiagnoseArgs {
     /// Collect nothing: classify the error text alone (no Docker, no root needed).
     #[arg(long)]
     offline: bool,
-    /// Replay a bundle written by `portwhy collect` instead of reading this host.
+    /// Replay a bundle written by `portwhy collect` instead of reading this host (with the
+    /// daemon's text and the container it keeps, unless --error / --container are given).
     #[arg(long, value_name = "FILE", conflicts_with = "offline")]
     evidence: Option<PathBuf>,
     #[command(flatten)]
@@ -43,12 +45,30 @@ impl DiagnoseArgs {
 }
 
 pub(crate) fn run(args: &DiagnoseArgs, out: &mut Output<'_>) -> Result<ExitCode, Failure> {
-    let error = match &args.text.error {
-        Some(raw) => Some(classify_error(&read_error_text(raw)?, args.port.is_some())?),
+    // A bundle knows its port, so the text need not name one.
+    let port_known = args.port.is_some() || args.evidence.is_some();
+    let mut error = match &args.text.error {
+        Some(raw) => Some(classify_error(&read_error_text(raw)?, port_known)?),
         None => None,
     };
+    let mut subject = args.text.container.clone();
     let evidence = match &args.evidence {
-        Some(path) => retarget(load_bundle(path)?, args.port.as_deref())?,
+        Some(path) => {
+            let evidence = retarget(load_bundle(path)?, args.port.as_deref())?;
+            // What `collect --error/--container` kept, unless given again here.
+            if let (None, Some(text)) = (&error, &evidence.error_text) {
+                let e = classify_error(text, true).map_err(|f| {
+                    Failure::bad_input(format!(
+                        "{}: the daemon's text it keeps: {}",
+                        path.display(),
+                        f.message
+                    ))
+                })?;
+                error = Some(e);
+            }
+            subject = subject.or_else(|| evidence.subject.clone());
+            evidence
+        }
         None => {
             let query = query_from(args.port.as_deref(), error.as_ref())?;
             if args.offline {
@@ -62,7 +82,7 @@ pub(crate) fn run(args: &DiagnoseArgs, out: &mut Output<'_>) -> Result<ExitCode,
             }
         }
     };
-    let diagnosis = rules::diagnose_for(&evidence, error.as_ref(), args.text.container.as_deref());
+    let diagnosis = rules::diagnose_for(&evidence, error.as_ref(), subject.as_deref());
     if args.json.json {
         out.json(&diagnosis)?;
     } else {

@@ -46,6 +46,7 @@ impl LiveHost {
     pub fn gather(&self, query: &PortQuery) -> Evidence {
         let o = &self.options;
         let mut ev = Evidence::new(query.clone());
+        ev.collected_by = Some(crate::evidence::Collector::current());
         // The sources are independent and each waits on something else (the kernel's /proc, the
         // daemon's API, iptables/nft child processes): read them side by side.
         let (sockets, docker, (fw, fw_unavailable), host) = std::thread::scope(|s| {
