@@ -22,7 +22,7 @@ pub(crate) struct LintArgs {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Vec<PathBuf>,
     /// The project's folder: where the files are looked for and `.env` is read (default: the
-    /// folder of the first file, else the current one).
+    /// first file's folder, else the nearest folder from here up that holds compose.yaml).
     #[arg(long, value_name = "DIR")]
     project_directory: Option<PathBuf>,
     #[command(flatten)]

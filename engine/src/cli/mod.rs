@@ -23,7 +23,7 @@ use output::Output;
 /// `0.1.0 (abc1234)`: the version and the commit it was built from (see build.rs).
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PORTWHY_GIT_COMMIT"), ")");
 
-const EXIT_CODES_HELP: &str = "Exit codes: 0 no conflict, 1 conflict found, 2 bad input, 3 inconclusive (sources unavailable), 4 internal error.";
+const EXIT_CODES_HELP: &str = "Exit codes: 0 no conflict (or done), 1 conflict found, 2 bad input, 3 inconclusive (sources unavailable), 4 internal error.";
 
 /// Explain why Docker cannot publish a host port: who holds it, the evidence, and the fix.
 #[derive(Debug, Parser)]

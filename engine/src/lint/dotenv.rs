@@ -14,7 +14,11 @@ impl LintOptions {
     /// overridden by the process environment.
     pub fn from_environment(first_file: &Path) -> Self {
         let mut options = Self::from_dotenv(first_file);
-        options.env.extend(std::env::vars());
+        // A variable that is not UTF-8 cannot be interpolated into a compose file: leave it out
+        // (`std::env::vars` would panic on it).
+        options.env.extend(
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        );
         options
     }
 
