@@ -2,14 +2,14 @@
 //!
 //! The library is pure and synchronous at its core: `Evidence` in, `Diagnosis` out
 //! (`rules::diagnose`). Collectors in `collect` read a live host and fail soft; everything else is
-//! parsers, rules and renderers.
+//! parsers, rules and renderers. The `portwhy` command line is the binary's own module tree
+//! (`src/cli/`, compiled only into `src/main.rs`) over this library.
 
 pub mod cause;
-pub mod cli;
 pub mod collect;
-pub mod commands;
 pub mod diagnosis;
 pub mod evidence;
+pub mod exit;
 pub mod lint;
 pub mod overlap;
 pub mod parse;
@@ -17,4 +17,5 @@ pub mod port;
 pub mod remedy;
 pub mod report;
 pub mod rules;
+pub mod signals;
 pub mod suggest;

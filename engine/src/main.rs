@@ -1,5 +1,7 @@
-//! The `portwhy` binary: a thin shell over `portwhy::cli`.
+//! The `portwhy` binary: its command line (`cli/`) over the `portwhy` library.
 
-fn main() {
-    std::process::exit(portwhy::cli::main())
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
 }

@@ -71,6 +71,51 @@ pub fn claims_from(
     out
 }
 
+/// Version of the JSON document `portwhy suggest --json` prints. Bump on any incompatible change.
+pub const SUGGEST_SCHEMA_VERSION: u32 = 1;
+
+/// What `portwhy suggest --json` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Suggestion {
+    pub schema_version: u32,
+    pub port: PortQuery,
+    /// The nearest free port (the asked one when it is free); `None` when none is free.
+    pub suggested: Option<u16>,
+    /// The next few candidates, nearest first.
+    pub alternatives: Vec<u16>,
+    pub unavailable: Vec<crate::evidence::Unavailable>,
+}
+
+impl Suggestion {
+    /// The nearest free port and three alternatives, given what holds ports on the host.
+    pub fn new(
+        query: &PortQuery,
+        in_use: &[PortClaim],
+        reserved: &Reserved,
+        unavailable: Vec<crate::evidence::Unavailable>,
+    ) -> Self {
+        let mut ports = nearest_free_n(query, in_use, reserved, 4);
+        let suggested = if ports.is_empty() { None } else { Some(ports.remove(0)) };
+        Self {
+            schema_version: SUGGEST_SCHEMA_VERSION,
+            port: query.clone(),
+            suggested,
+            alternatives: ports,
+            unavailable,
+        }
+    }
+
+    /// Free when the asked port is the suggestion; taken when another is; inconclusive when none is.
+    pub fn exit_code(&self) -> crate::exit::ExitCode {
+        use crate::exit::ExitCode;
+        match self.suggested {
+            Some(p) if p == self.port.port => ExitCode::NoConflict,
+            Some(_) => ExitCode::ConflictFound,
+            None => ExitCode::Inconclusive,
+        }
+    }
+}
+
 /// Ports a suggestion stays away from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reserved {

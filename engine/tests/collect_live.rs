@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use portwhy::collect::sockets::{self, SocketTable};
-use portwhy::collect::{firewall, EvidenceSource, LiveHost};
+use portwhy::collect::{firewall, LiveHost};
 use portwhy::evidence::{Backend, Family, Listener, NatRule};
 use portwhy::port::Proto;
 use regex::Regex;

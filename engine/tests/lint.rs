@@ -43,12 +43,17 @@ fn run(dir: &Path) -> Outcome {
     let options = LintOptions::from_dotenv(&dir.join("compose.yaml"));
     match lint::lint_files(&files, &options) {
         Ok(report) => Outcome {
-            exit_code: report.exit_code(),
+            exit_code: i32::from(report.exit_code().code()),
             human: Some(lint::render_human(&report).lines().map(str::to_owned).collect()),
             report: Some(report),
             error: None,
         },
-        Err(e) => Outcome { exit_code: e.exit_code(), report: None, human: None, error: Some(e.to_string()) },
+        Err(e) => Outcome {
+            exit_code: i32::from(e.exit_code().code()),
+            report: None,
+            human: None,
+            error: Some(e.to_string()),
+        },
     }
 }
 

@@ -5,9 +5,9 @@
 use portwhy::cause::CauseCode;
 use std::path::PathBuf;
 
-use portwhy::cli::{exit_code, ExitCode};
 use portwhy::diagnosis::Diagnosis;
 use portwhy::evidence::Evidence;
+use portwhy::exit::ExitCode;
 use portwhy::parse::error::classify;
 use rstest::rstest;
 
@@ -34,7 +34,7 @@ fn diagnose(case: &str) -> (Diagnosis, Option<String>) {
 fn verdict(#[case] case: &str, #[case] first: &str, #[case] exit: ExitCode) {
     let (d, text) = diagnose(case);
     assert_eq!(d.findings.first().map(|f| f.code.code()), Some(first), "{case}: {:#?}", d.findings);
-    assert_eq!(exit_code(&d), exit, "{case}");
+    assert_eq!(d.exit_code(), exit, "{case}");
     for f in &d.findings {
         assert!(!f.evidence.is_empty(), "{case}: {} has no evidence", f.code);
         assert!(

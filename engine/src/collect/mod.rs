@@ -4,10 +4,12 @@
 //! reason, never a crash. Nothing here writes to the host (see `firewall` for the one trap:
 //! `iptables-legacy-save` creates legacy tables, so it only runs when they already exist).
 
+pub mod claims;
 pub mod docker;
 pub mod firewall;
 pub mod host;
 pub mod procs;
+pub mod signals;
 pub mod sockets;
 
 use std::path::PathBuf;
@@ -32,21 +34,19 @@ impl Default for CollectOptions {
     }
 }
 
-/// Something that yields evidence for a port: the live host, or a recorded bundle.
-pub trait EvidenceSource {
-    fn gather(&self, query: &PortQuery) -> Evidence;
-}
-
-/// The live host.
+/// The live host. (A recorded bundle is read by `evidence::bundle`; the caller picks one or the
+/// other, so no trait joins them.)
 #[derive(Debug, Clone, Default)]
 pub struct LiveHost {
     pub options: CollectOptions,
 }
 
-impl EvidenceSource for LiveHost {
-    fn gather(&self, query: &PortQuery) -> Evidence {
+impl LiveHost {
+    /// Every source about one port, read side by side; what cannot be read is `unavailable`.
+    pub fn gather(&self, query: &PortQuery) -> Evidence {
         let o = &self.options;
         let mut ev = Evidence::new(query.clone());
+        ev.collected_by = Some(crate::evidence::Collector::current());
         // The sources are independent and each waits on something else (the kernel's /proc, the
         // daemon's API, iptables/nft child processes): read them side by side.
         let (sockets, docker, (fw, fw_unavailable), host) = std::thread::scope(|s| {

@@ -4,6 +4,7 @@
 //! `portwhy diagnose --evidence` reads it back, so every field here is part of the bundle format.
 //! A source that could not be read is `None` plus an entry in `unavailable`, never a crash.
 
+pub mod bundle;
 mod docker;
 mod firewall;
 mod host;
@@ -18,15 +19,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::port::PortQuery;
 
-/// Version of the bundle format written by `portwhy collect`. Bump on any incompatible change.
+/// Version of the bundle format written by `portwhy collect`. Bump on any incompatible change;
+/// optional fields (`collected_by`, `error_text`, `subject`) were added within version 1.
 pub const BUNDLE_SCHEMA_VERSION: u32 = 1;
 
 /// All evidence gathered about one port.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     pub schema_version: u32,
+    /// Which portwhy wrote the bundle (absent from bundles of portwhy before it was added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collected_by: Option<Collector>,
     /// The port the user asked about.
     pub query: PortQuery,
+    /// The daemon's error text as given to `portwhy collect --error`: a replay classifies it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_text: Option<String>,
+    /// The container being published (`portwhy collect --container`): the subject of the
+    /// question, never blamed as the holder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     /// Listening sockets (TCP listen, bound UDP) on the queried port, every address and family.
     pub sockets: Option<Vec<Listener>>,
     /// The Docker engine as its API reports it.
@@ -38,6 +50,22 @@ pub struct Evidence {
     /// Sources that could not be read, with the reason; the verdict names them.
     #[serde(default)]
     pub unavailable: Vec<Unavailable>,
+}
+
+/// The portwhy that collected a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collector {
+    /// portwhy's version, e.g. `0.1.0`.
+    pub version: String,
+    /// The git commit it was built from (short hash), or `unknown` when built outside git.
+    pub commit: String,
+}
+
+impl Collector {
+    /// This portwhy.
+    pub fn current() -> Self {
+        Self { version: env!("CARGO_PKG_VERSION").to_owned(), commit: env!("PORTWHY_GIT_COMMIT").to_owned() }
+    }
 }
 
 /// One evidence source that could not be read.

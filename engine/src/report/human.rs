@@ -2,50 +2,10 @@
 
 use std::fmt::Write as _;
 
-use crate::diagnosis::{Confidence, Diagnosis};
+use super::style::Style;
+use super::text::printable;
+use crate::diagnosis::{Confidence, Diagnosis, EvidenceItem};
 use crate::remedy::{Purpose, Risk};
-use crate::rules::RuleDoc;
-
-/// Whether to colour. Colour only on a terminal, never with NO_COLOR set (no-color.org).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Style {
-    pub color: bool,
-}
-
-impl Style {
-    pub fn detect(no_color_flag: bool) -> Self {
-        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Self { color: !no_color_flag && !no_color_env && crate::cli::is_tty() }
-    }
-
-    pub const PLAIN: Self = Self { color: false };
-
-    fn paint(self, code: &str, text: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_owned()
-        }
-    }
-    fn bold(self, t: &str) -> String {
-        self.paint("1", t)
-    }
-    fn dim(self, t: &str) -> String {
-        self.paint("2", t)
-    }
-    fn red(self, t: &str) -> String {
-        self.paint("1;31", t)
-    }
-    fn green(self, t: &str) -> String {
-        self.paint("1;32", t)
-    }
-    fn yellow(self, t: &str) -> String {
-        self.paint("33", t)
-    }
-    fn cyan(self, t: &str) -> String {
-        self.paint("36", t)
-    }
-}
 
 pub fn render(d: &Diagnosis, s: Style) -> String {
     let mut o = String::new();
@@ -65,8 +25,8 @@ pub fn render(d: &Diagnosis, s: Style) -> String {
                 // A bare major ("28") is a whole release line.
                 let v = |s: &Option<String>| match s.as_deref() {
                     None => "…".to_owned(),
-                    Some(v) if !v.contains('.') => format!("{v}.x"),
-                    Some(v) => v.to_owned(),
+                    Some(v) if !v.contains('.') => format!("{}.x", printable(v)),
+                    Some(v) => printable(v).into_owned(),
                 };
                 format!(", wording of Engine {}–{}", v(lo), v(hi))
             }
@@ -82,11 +42,12 @@ pub fn render(d: &Diagnosis, s: Style) -> String {
         };
         let marker = if f.is_conflict() { s.red("●") } else { s.dim("○") };
         let _ = writeln!(o, "{marker} {} {} ({conf})", s.bold(f.code.code()), s.cyan(&f.cause));
-        let _ = writeln!(o, "  {}", f.summary);
-        if !f.evidence.is_empty() {
+        let _ = writeln!(o, "  {}", printable(&f.summary));
+        let evidence: Vec<&EvidenceItem> = f.evidence.iter().filter(|e| !shown_below(d, e)).collect();
+        if !evidence.is_empty() {
             let _ = writeln!(o, "  {}", s.bold("evidence"));
-            for e in &f.evidence {
-                let _ = writeln!(o, "    {:<16} {}", s.dim(&e.source), e.detail);
+            for e in evidence {
+                let _ = writeln!(o, "    {:<16} {}", s.dim(&printable(&e.source)), printable(&e.detail));
             }
         }
         // Fixes, workarounds and checks under their own headings, lowest risk first in each.
@@ -108,8 +69,8 @@ pub fn render(d: &Diagnosis, s: Style) -> String {
                 };
                 // Pad on the plain word so colour codes do not break alignment.
                 let pad = " ".repeat(12usize.saturating_sub(r.risk.as_str().len()));
-                let _ = writeln!(o, "    {risk}{pad}{}", r.command);
-                let _ = writeln!(o, "    {}{}", " ".repeat(12), s.dim(&r.effect));
+                let _ = writeln!(o, "    {risk}{pad}{}", printable(&r.command));
+                let _ = writeln!(o, "    {}{}", " ".repeat(12), s.dim(&printable(&r.effect)));
             }
         }
     }
@@ -117,61 +78,24 @@ pub fn render(d: &Diagnosis, s: Style) -> String {
         let _ = writeln!(o);
         let _ = writeln!(o, "{}", s.yellow("could not read:"));
         for u in &d.unavailable {
-            let _ = writeln!(o, "  {:<16} {}", u.source, u.reason);
+            let _ = writeln!(o, "  {:<16} {}", printable(&u.source), printable(&u.reason));
         }
     }
     if !d.checked.is_empty() {
         let _ = writeln!(o);
-        let _ = writeln!(o, "{} {}", s.dim("checked:"), s.dim(&d.checked.join("; ")));
+        let checked: Vec<_> = d.checked.iter().map(|c| printable(c)).collect();
+        let _ = writeln!(o, "{} {}", s.dim("checked:"), s.dim(&checked.join("; ")));
     }
     o.trim_end().to_owned()
 }
 
-/// `portwhy explain CODE`: the rule's documentation under fixed headings.
-pub fn render_doc(d: &RuleDoc, s: Style) -> String {
-    render_page(
-        d.code.code(),
-        d.code.name(),
-        d.title,
-        [d.what_it_detects, d.why_it_happens, d.example, d.fix],
-        s,
-    )
-}
-
-/// A documentation page under the fixed headings (What it detects, Why it happens, Example, Fix):
-/// diagnosis rules and lint rules print through the same template.
-pub fn render_page(code: &str, name: &str, title: &str, bodies: [&str; 4], s: Style) -> String {
-    let mut o = String::new();
-    let _ = writeln!(o, "{} {} — {}", s.bold(code), s.cyan(name), s.bold(title));
-    let headings = ["What it detects", "Why it happens", "Example", "Fix"];
-    for (heading, body) in headings.into_iter().zip(bodies) {
-        let _ = writeln!(o, "\n{}", s.bold(heading));
-        for line in body.lines() {
-            // Examples are commands and output: keep them as written; prose is wrapped.
-            if heading == "Example" {
-                let _ = writeln!(o, "  {}", line.trim_start());
-            } else {
-                for wrapped in wrap(line.trim_start(), 88) {
-                    let _ = writeln!(o, "  {wrapped}");
-                }
-            }
-        }
+/// Whether an evidence item repeats a fact the screen prints in its own section: the no-conflict
+/// verdict lists what was checked and what could not be read, and so do `checked:` and
+/// `could not read:` below it (the JSON keeps both: each is part of its object).
+fn shown_below(d: &Diagnosis, e: &EvidenceItem) -> bool {
+    match e.source.as_str() {
+        "checked" => d.checked.contains(&e.detail),
+        "unavailable" => d.unavailable.iter().any(|u| e.detail == format!("{}: {}", u.source, u.reason)),
+        _ => false,
     }
-    o.trim_end().to_owned()
-}
-
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = vec![String::new()];
-    for word in text.split_whitespace() {
-        let cur = lines.last_mut().expect("one line at least");
-        if !cur.is_empty() && cur.len() + 1 + word.len() > width {
-            lines.push(word.to_owned());
-        } else {
-            if !cur.is_empty() {
-                cur.push(' ');
-            }
-            cur.push_str(word);
-        }
-    }
-    lines
 }
