@@ -231,7 +231,7 @@ fn stage_breakdown(port: u16, reps: usize) -> Result<Vec<(&'static str, Duration
         sockets::resolve_owners(proc_root, &mut listeners).map_err(anyhow::Error::msg)?;
         stages[2].1.push(t.elapsed());
         let t = Instant::now();
-        docker::collect(None, proc_root).map_err(anyhow::Error::msg)?;
+        docker::collect(None, proc_root, None).map_err(anyhow::Error::msg)?;
         stages[3].1.push(t.elapsed());
         let t = Instant::now();
         let _ = firewall::collect(proc_root, port);

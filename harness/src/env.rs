@@ -28,6 +28,11 @@ pub const LABEL_RUN: &str = "io.portwhy.run";
 pub const LABEL_SCENARIO: &str = "io.portwhy.scenario";
 pub const LABEL_ENV: &str = "io.portwhy.env";
 
+/// The outer engine bind-mounts /etc/resolv.conf into every container; a host has a plain file (or
+/// systemd-resolved's symlink) there, which remedies replace. Keep the content, drop the mount.
+const RESOLV_CONF_AS_ON_A_HOST: &str = "if mountpoint -q /etc/resolv.conf 2>/dev/null || grep -q ' /etc/resolv.conf ' /proc/self/mounts; then \
+     cp /etc/resolv.conf /run/portwhy-resolv.conf && umount /etc/resolv.conf && cat /run/portwhy-resolv.conf > /etc/resolv.conf; fi";
+
 /// Where the inner engine's socket is for a rootless environment.
 const ROOTLESS_SOCKET: &str = "unix:///run/user/1000/docker.sock";
 /// How long the inner engine may take to answer after (re)start.
@@ -247,6 +252,7 @@ impl Environment {
         let config_dir = if self.opts.rootless { "/home/rootless/.config/docker" } else { "/etc/docker" };
         let script = format!(
             "set -e\n\
+             {RESOLV_CONF_AS_ON_A_HOST}\n\
              update-alternatives --quiet --set iptables /usr/sbin/iptables-{b}\n\
              update-alternatives --quiet --set ip6tables /usr/sbin/ip6tables-{b}\n\
              mkdir -p {config_dir} /run/portwhy/faults\n\
@@ -390,7 +396,9 @@ impl Environment {
     /// What `systemctl start UNIT` does, for the services the faults run without systemd.
     pub async fn start_service(&self, unit: &str) -> Result<(), HarnessError> {
         match unit {
-            "systemd-resolved" => crate::faults::SystemdResolved::default().start(self).await.map(|_| ()),
+            "systemd-resolved" => {
+                crate::faults::SystemdResolved::default().start(self, false).await.map(|_| ())
+            }
             other => Err(self.error(format!("no way to start service {other} in this environment"))),
         }
     }

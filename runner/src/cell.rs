@@ -30,6 +30,8 @@ pub struct Lab {
     pub portwhy_bin: PathBuf,
     /// Leave environments running after the cell (for `repro` and debugging).
     pub keep: bool,
+    /// Try and prove remedies (off for `repro`, which leaves the fault in place).
+    pub prove: bool,
     /// `--privileged --cgroupns private` environments (CI runners with cgroup v2).
     pub privileged: bool,
     /// Engine images by engine name, built before the cells start.
@@ -232,7 +234,7 @@ async fn drive(
     rec.failures.extend(crate::verdict::compare(&plan.expectation, &observed));
     rec.observed = Some(observed);
 
-    if let Some(finding) = verdict.filter(|f| !f.code.is_note()) {
+    if let Some(finding) = verdict.filter(|f| lab.prove && !f.code.is_note()) {
         let proof = Proof {
             env,
             trigger: &argv,
@@ -254,8 +256,10 @@ async fn drive(
 /// Try the verdict's remedies and the scenario's claims, in an order that leaves each one the cause
 /// it is meant to remove:
 /// 1. workarounds (they leave the cause in place) and checks (read-only);
-/// 2. the claims of the seed documents (each measured; the cause is put back after one removes it);
-/// 3. portwhy's fixes, lowest risk first, until one is proven; the rest are not tried.
+/// 2. portwhy's fixes, lowest risk first, until one is proven; the rest are not tried;
+/// 3. the claims of the seed documents, each measured after the faults are injected again. They come
+///    last because a claim may change more than the cause (a daemon restarted under another
+///    backend), and what it leaves behind must not stand in the way of portwhy's own proof.
 async fn prove(
     proof: &Proof<'_>,
     finding: &Finding,
@@ -270,16 +274,6 @@ async fn prove(
     };
     for r in finding.remedies.iter().filter(|r| r.purpose != Purpose::Fix) {
         let t = proof.trial(r, RemedySource::Portwhy).await;
-        report(&t);
-        trials.push(t);
-    }
-    for c in claims {
-        if let Err(e) = ensure_cause(proof, &mut cause_present).await {
-            trials.push(not_tried(&claim_remedy(&c.action), RemedySource::Claim, e));
-            continue;
-        }
-        let t = proof.trial(&claim_remedy(&c.action), RemedySource::Claim).await;
-        cause_present = t.outcome != TrialOutcome::Proven;
         report(&t);
         trials.push(t);
     }
@@ -302,6 +296,17 @@ async fn prove(
             proven = Some(t.command.clone());
             cause_present = false;
         }
+        report(&t);
+        trials.push(t);
+    }
+    for c in claims {
+        let remedy = claim_remedy(&c.action);
+        if let Err(e) = ensure_cause(proof, &mut cause_present).await {
+            trials.push(not_tried(&remedy, RemedySource::Claim, e));
+            continue;
+        }
+        let t = proof.trial(&remedy, RemedySource::Claim).await;
+        cause_present = t.outcome != TrialOutcome::Proven;
         report(&t);
         trials.push(t);
     }

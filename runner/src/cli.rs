@@ -260,7 +260,8 @@ pub async fn main(cli: Cli) -> Result<(), LabError> {
             if let Some(path) = junit {
                 reporters.push(Box::new(JunitReporter { path }));
             }
-            let cfg = RunConfig { run_id, jobs, keep, privileged: filter.privileged, portwhy_bin };
+            let cfg =
+                RunConfig { run_id, jobs, keep, prove: true, privileged: filter.privileged, portwhy_bin };
             let (results, _) = run::run(docker, plans, cfg, reporters).await.map_err(|e| match e {
                 run::RunError::Environment(m) => LabError::Unavailable(m),
                 other => LabError::BadInput(other.to_string()),
@@ -289,7 +290,15 @@ pub async fn main(cli: Cli) -> Result<(), LabError> {
             let docker = docker()?;
             let run_id = run::new_run_id();
             let _ = std::fs::write(repro_state(), &run_id);
-            let cfg = RunConfig { run_id: run_id.clone(), jobs: 1, keep: true, privileged, portwhy_bin };
+            let cfg = RunConfig {
+                run_id: run_id.clone(),
+                jobs: 1,
+                keep: true,
+                // The point of a repro is the fault in place: no remedy may touch it.
+                prove: false,
+                privileged,
+                portwhy_bin,
+            };
             let reporters: Vec<Box<dyn Reporter>> =
                 vec![Box::new(report::terminal::TerminalReporter::new(true))];
             let (_, kept) = run::run(docker, plans, cfg, reporters)

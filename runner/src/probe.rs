@@ -141,9 +141,21 @@ pub async fn container_ready(env: &Environment, name: &str, port: u16, proto: Pr
         .next()
         .map(str::to_owned)
         .ok_or_else(|| format!("container {name} has no address"))?;
+    // A rootless engine's containers live in rootlesskit's network namespace: ask from there (the
+    // rootless dockerd runs in it).
+    let netns =
+        if env.options().rootless { "nsenter -t \"$(cat /run/user/1000/docker.pid)\" -n " } else { "" };
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let (who, reply) = probe_address(env, &ip, proto, port).await;
+        let (who, reply) = match in_env(
+            env,
+            &format!("{netns}sh -c {}", portwhy::remedy::quote(&nc_line(&ip, port, proto))),
+        )
+        .await
+        {
+            Ok(r) => (classify(&strip_nc_noise(&r)), r.trim().to_owned()),
+            Err(e) => (Answerer::Nothing, e),
+        };
         if who == Answerer::Container {
             return Ok(());
         }

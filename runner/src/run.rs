@@ -21,6 +21,8 @@ pub struct RunConfig {
     pub run_id: String,
     pub jobs: usize,
     pub keep: bool,
+    /// Try and prove remedies (off for `repro`, which leaves the fault in place).
+    pub prove: bool,
     pub privileged: bool,
     pub portwhy_bin: PathBuf,
 }
@@ -107,6 +109,7 @@ pub async fn run(
         run_id: cfg.run_id.clone(),
         portwhy_bin,
         keep: cfg.keep,
+        prove: cfg.prove,
         privileged: cfg.privileged,
         images,
     });

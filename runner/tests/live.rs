@@ -41,7 +41,14 @@ async fn live_matrix_passes_and_matches_snapshots() {
     };
     let portwhy_bin = paths.portwhy_bin().unwrap_or_else(|e| panic!("{e}"));
     let jobs = std::env::var("PORTWHY_LAB_JOBS").ok().and_then(|j| j.parse().ok()).unwrap_or(2);
-    let cfg = RunConfig { run_id: run::new_run_id(), jobs, keep: false, privileged: false, portwhy_bin };
+    let cfg = RunConfig {
+        run_id: run::new_run_id(),
+        jobs,
+        keep: false,
+        prove: true,
+        privileged: false,
+        portwhy_bin,
+    };
     let reporters: Vec<Box<dyn portwhy_lab::report::Reporter>> =
         vec![Box::new(portwhy_lab::report::terminal::TerminalReporter::new(false))];
     let (results, _) = run::run(docker, plans, cfg, reporters).await.unwrap_or_else(|e| panic!("{e}"));

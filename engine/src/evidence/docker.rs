@@ -63,7 +63,10 @@ pub enum ContainerState {
 
 impl ContainerState {
     /// Whether a container in this state holds its published host ports. Measured on 20.10/26/28:
-    /// running and restarting (and paused) containers do; created, exited and dead ones do not.
+    /// running (and paused) containers do; created, exited and dead ones do not. A restarting one
+    /// holds them whenever it runs, but not in the backoff between two runs (another publish then
+    /// takes the port, and the loop's next start fails): it counts as a holder because it keeps
+    /// coming back for the port.
     pub fn holds_ports(self) -> bool {
         matches!(self, Self::Running | Self::Restarting | Self::Paused)
     }

@@ -71,7 +71,10 @@ impl DuplicateContainer {
         let script = match self.state {
             HolderState::Running => format!("docker run -d --name {n} -p {p} busybox {serve}"),
             HolderState::Restarting => {
-                format!("docker run -d --restart=always --name {n} -p {p} busybox sh -c 'sleep 1; exit 1'")
+                // Each run lasts 3 s. Measured on 20.10, 26 and 28: the port is held only while the
+                // container runs; in the backoff between runs ("restarting") another publish takes
+                // it. The trigger comes right after the first restart, inside a run.
+                format!("docker run -d --restart=always --name {n} -p {p} busybox sh -c 'sleep 3; exit 1'")
             }
             HolderState::Created => format!("docker create --name {n} -p {p} busybox {serve}"),
             HolderState::Stopped => {
@@ -86,9 +89,13 @@ impl DuplicateContainer {
             ));
         }
         if self.state == HolderState::Restarting {
-            // Wait for the first crash so the container really is in its restart loop.
-            let looping =
-                wait_until(Duration::from_secs(15), || async { Ok(self.inspect(env).await?.1 >= 1) }).await?;
+            // Wait for the first crash and the restart after it, so the container is in its loop
+            // and running (holding the port) when the trigger comes.
+            let looping = wait_until(Duration::from_secs(15), || async {
+                let (status, restarts) = self.inspect(env).await?;
+                Ok(restarts >= 1 && status == "running")
+            })
+            .await?;
             if !looping {
                 return Err(HarnessError::fault("duplicate-container", format!("{name} never restarted")));
             }

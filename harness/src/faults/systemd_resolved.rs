@@ -19,7 +19,7 @@ const KEY: &str = "systemd-resolved";
 
 impl SystemdResolved {
     pub(crate) async fn inject(&self, env: &Environment) -> Result<Injected, HarnessError> {
-        let pid = self.start(env).await?;
+        let pid = self.start(env, true).await?;
         save_pids(env, KEY, &[pid]).await?;
         Ok(Injected {
             summary: format!("systemd-resolved pid {pid} holds 127.0.0.53:53 and 127.0.0.54:53 (udp+tcp)"),
@@ -28,8 +28,9 @@ impl SystemdResolved {
         })
     }
 
-    /// Starts the real binary as root (no systemd) and waits for its stub listeners; its pid.
-    pub(crate) async fn start(&self, env: &Environment) -> Result<u32, HarnessError> {
+    /// Starts the real binary as root (no systemd) and waits until it runs, and with `stub` until
+    /// its stub listeners are up (a configuration may turn them off); its pid.
+    pub(crate) async fn start(&self, env: &Environment, stub: bool) -> Result<u32, HarnessError> {
         // A stale state directory from a killed instance makes it refuse to start.
         env.sh("rm -rf /run/systemd/resolve").await?;
         let out = env
@@ -45,7 +46,15 @@ impl SystemdResolved {
             .trim()
             .parse()
             .map_err(|_| HarnessError::fault(KEY, format!("no pid from {:?}", out.stdout)))?;
-        let up = wait_until(Duration::from_secs(10), || async { Ok(self.check(env).await.is_ok()) }).await?;
+        let up = wait_until(Duration::from_secs(10), || async {
+            Ok(if stub {
+                self.check(env).await.is_ok()
+            } else {
+                // Started and serving: its state directory appears once it has read its config.
+                env.sh(&format!("kill -0 {pid} && [ -e /run/systemd/resolve/resolv.conf ]")).await?.success()
+            })
+        })
+        .await?;
         if !up {
             let log = env.sh("tail -n 20 /var/log/systemd-resolved.log").await?.stdout;
             return Err(HarnessError::fault(KEY, format!("stub listeners did not appear; log:\n{log}")));
