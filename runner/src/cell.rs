@@ -245,7 +245,15 @@ async fn drive(
             ipv6: s.environment.ipv6,
             faults: &faults,
         };
-        rec.remedies = prove(&proof, finding, &plan.expectation.claims, tx, &id).await;
+        let claims: Vec<RemedyClaim> = plan
+            .expectation
+            .claims
+            .iter()
+            .filter(|c| c.backends.is_empty() || c.backends.contains(&plan.backend))
+            .cloned()
+            .collect();
+        rec.remedies = prove(&proof, finding, &claims, tx, &id).await;
+        rec.failures.extend(crate::verdict::compare_claims(&claims, &rec.remedies));
         rec.failures.extend(crate::verdict::compare_remedies(&plan.expectation, &rec.remedies));
     }
     rec.diagnosis = diagnosis;

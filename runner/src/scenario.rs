@@ -277,6 +277,9 @@ pub struct RemedyClaim {
     pub action: Action,
     /// What was measured: true when, after it, the same publish works with the traffic probes.
     pub removes_cause: bool,
+    /// The backends this measurement is for; empty = every backend the scenario runs on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<BackendName>,
     /// The claim in our own words and what the measurement showed.
     pub note: String,
 }

@@ -3,7 +3,7 @@
 use portwhy::remedy::Purpose;
 
 use crate::outcome::{Observed, RemedySource, RemedyTrial, TrialOutcome};
-use crate::scenario::{Expectation, ExpectedTrigger, TriggerResult};
+use crate::scenario::{Expectation, ExpectedTrigger, RemedyClaim, TriggerResult};
 
 /// Every difference between expectation and observation, in words; empty means the verdict holds.
 pub fn compare(expected: &Expectation, observed: &Observed) -> Vec<String> {
@@ -55,8 +55,8 @@ pub fn compare(expected: &Expectation, observed: &Observed) -> Vec<String> {
 }
 
 /// Every way the remedy trials differ from what the scenario expects: the fix that must be proven
-/// is the one proven (the lowest-risk fix that works), every workaround and check portwhy offers
-/// works, and every claim measured as the scenario says.
+/// is the one proven (the lowest-risk fix that works), and every workaround and check portwhy
+/// offers works.
 pub fn compare_remedies(expected: &Expectation, trials: &[RemedyTrial]) -> Vec<String> {
     let mut out = Vec::new();
     let portwhy = |t: &&RemedyTrial| t.source == RemedySource::Portwhy;
@@ -90,8 +90,15 @@ pub fn compare_remedies(expected: &Expectation, trials: &[RemedyTrial]) -> Vec<S
             out.push(format!("portwhy's {} `{}` does not work: {}", t.purpose.as_str(), t.command, t.why));
         }
     }
+    out
+}
+
+/// Every claim that did not measure as the scenario says (`claims`: those for this cell's backend,
+/// in the order they were tried).
+pub fn compare_claims(claims: &[RemedyClaim], trials: &[RemedyTrial]) -> Vec<String> {
+    let mut out = Vec::new();
     let measured = trials.iter().filter(|t| t.source == RemedySource::Claim);
-    for (claim, t) in expected.claims.iter().zip(measured) {
+    for (claim, t) in claims.iter().zip(measured) {
         let removed = match t.outcome {
             TrialOutcome::Proven => true,
             TrialOutcome::Failed => false,
