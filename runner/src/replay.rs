@@ -134,6 +134,13 @@ pub fn skeleton(ev: &Evidence, name: &str) -> String {
         .and_then(|f| f.fixes().next())
         .map(|r| format!("remedy = \"{}\"\n", r.kind()))
         .unwrap_or_default();
+    // A silent cause means the publish succeeded; only probes can show it (the guess: other hosts
+    // should reach the container).
+    let (trigger, traffic) = if cause.silent() {
+        ("trigger = \"succeeds\"\n", "\n[[expect.traffic]]\nfrom = \"outside\"\nanswers = \"container\"\n")
+    } else {
+        ("trigger = \"fails\"\nstage = \"host-bind\"\n", "")
+    };
     let mut out = String::new();
     let _ = write!(
         out,
@@ -144,7 +151,7 @@ pub fn skeleton(ev: &Evidence, name: &str) -> String {
          [seed_claim]\nsource = \"portwhy\"\nclaim = \"A conflict reported from a real host, replayed from its evidence bundle.\"\n\n\
          [environment]\nrootless = {rootless}\nipv6 = {ipv6}\n{faults}\n\
          [trigger]\nrun = [\"docker\", \"run\", \"-d\", \"--name\", \"web\", \"-p\", \"{publish}\", \"busybox\", \"sh\", \"-c\", \"while :; do echo container web | nc -l -p {port}; done\"]\n\n\
-         [expect]\ntrigger = \"fails\"\nstage = \"host-bind\"\ncause = \"{cause}\"\n{remedy}"
+         [expect]\n{trigger}cause = \"{cause}\"\n{remedy}{traffic}"
     );
     out
 }

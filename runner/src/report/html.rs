@@ -83,11 +83,12 @@ fn cell_html(out: &mut String, c: &CellResult) {
         }
     }
     if !c.remedies.is_empty() {
-        out.push_str("<table class=\"remedies\"><tr><th>remedy</th><th>purpose</th><th>risk</th><th>outcome</th><th>why</th></tr>");
+        // A list, not a table: the cell already sits in the matrix table.
+        out.push_str("<ul class=\"remedies\">");
         for r in &c.remedies {
             let _ = write!(
                 out,
-                "<tr data-kind=\"{}\" data-outcome=\"{}\"><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<li data-kind=\"{}\" data-outcome=\"{}\"><code>{}</code>{}: {} ({} risk), {}: {}</li>",
                 r.kind,
                 r.outcome.as_str(),
                 escape(&r.command),
@@ -98,7 +99,7 @@ fn cell_html(out: &mut String, c: &CellResult) {
                 escape(&r.why)
             );
         }
-        out.push_str("</table>");
+        out.push_str("</ul>");
     }
     let _ = write!(out, "<p>{} ms</p></div></details></td>", c.duration_ms);
 }
