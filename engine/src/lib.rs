@@ -19,3 +19,4 @@ pub mod report;
 pub mod rules;
 pub mod signals;
 pub mod suggest;
+pub mod version;

@@ -176,8 +176,8 @@ fn engine_versions_follow_the_wording(
     #[case] max: Option<&str>,
 ) {
     let got = classify(&fixture(name)).unwrap();
-    assert_eq!(got.engine_versions.min.as_deref(), min, "{name}: min");
-    assert_eq!(got.engine_versions.max.as_deref(), max, "{name}: max");
+    assert_eq!(got.engine_versions.min.as_ref().map(ToString::to_string).as_deref(), min, "{name}: min");
+    assert_eq!(got.engine_versions.max.as_ref().map(ToString::to_string).as_deref(), max, "{name}: max");
 }
 
 /// The measured engine must lie in the range its own texts imply.
@@ -189,10 +189,10 @@ fn recorded_texts_admit_the_engine_that_printed_them() {
             continue;
         }
         let got = classify(&fixture_text(&path)).unwrap();
-        assert!(got.engine_versions.contains("20.10.24+dfsg1"), "{name}: {:?}", got.engine_versions);
+        assert!(got.engine_versions.admits("20.10.24+dfsg1"), "{name}: {:?}", got.engine_versions);
         if got.engine_versions.max.is_some() {
             // Every bounded range from a 20.10.24 text ends before the daemon bound sockets itself.
-            assert!(!got.engine_versions.contains("28.5.2"), "{name}: {:?}", got.engine_versions);
+            assert!(!got.engine_versions.admits("28.5.2"), "{name}: {:?}", got.engine_versions);
         }
     }
 }

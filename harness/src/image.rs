@@ -24,6 +24,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
+use portwhy::version::EngineVersion;
+
 use crate::catalog::{EngineSpec, Recipe};
 use crate::error::HarnessError;
 
@@ -443,7 +445,10 @@ pub(crate) fn parse_docker_version(text: &str) -> Option<String> {
 
 /// `20.10.24+dfsg1` matches `20.10.24`; `20.10.245` does not.
 pub(crate) fn version_matches(reported: &str, wanted: &str) -> bool {
-    reported.strip_prefix(wanted).is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit()))
+    match (EngineVersion::parse(reported), EngineVersion::parse(wanted)) {
+        (Ok(reported), Ok(wanted)) => reported.is_release_of(&wanted),
+        _ => false,
+    }
 }
 
 pub(crate) fn which(program: &str) -> Option<PathBuf> {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use portwhy::cause::CauseCode;
 use portwhy::parse::error::Stage;
 use portwhy::port::{PortQuery, Proto};
+use portwhy::version::EngineVersion;
 use portwhy::remedy::{Action, ActionKind};
 use serde::{Deserialize, Serialize};
 
@@ -392,10 +393,10 @@ pub fn engine_matches(key: &str, engine: EngineKey<'_>) -> bool {
     if key == engine.name {
         return true;
     }
-    let version = engine.version.split(['+', '-', '~']).next().unwrap_or(engine.version);
-    let want: Vec<&str> = key.split('.').collect();
-    let have: Vec<&str> = version.split('.').collect();
-    want.len() <= have.len() && want.iter().zip(&have).all(|(w, h)| w == h)
+    match (EngineVersion::parse(key), EngineVersion::parse(engine.version)) {
+        (Ok(series), Ok(version)) => version.in_series(&series),
+        _ => false,
+    }
 }
 
 impl Scenario {

@@ -41,7 +41,6 @@
 //! reads it that way). Likewise 28.x's `failed to start userland proxy for port mapping` comes after
 //! the daemon already bound the port, so it is not a bind conflict either.
 
-use std::cmp::Ordering;
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
@@ -49,6 +48,7 @@ use regex::{Captures, Regex};
 use serde::{Deserialize, Serialize};
 
 use crate::port::Proto;
+use crate::version::EngineRange;
 
 /// Which part of the engine refused the publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -88,98 +88,6 @@ pub enum Reporter {
     DockerDesktop,
     Iptables,
     Nftables,
-}
-
-/// Engine versions whose wording matches the text (inclusive bounds; `None` = open).
-///
-/// A bound names a release (`28.0.1`) or a whole series (`28` is every 28.x, `20.10.1` is that one
-/// release): `min: 28.0.1, max: 28` reads "28.0.1 up to the last 28.x".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EngineRange {
-    pub min: Option<String>,
-    pub max: Option<String>,
-}
-
-impl EngineRange {
-    fn new(min: Option<&str>, max: Option<&str>) -> Self {
-        Self { min: min.map(str::to_owned), max: max.map(str::to_owned) }
-    }
-
-    /// Whether an engine version (`28.5.2`, `20.10.24+dfsg1`) lies in the range. A version that does
-    /// not start with a number cannot be ruled out, so it is reported as contained.
-    pub fn contains(&self, version: &str) -> bool {
-        let v = version_parts(version);
-        if v.is_empty() {
-            return true;
-        }
-        let above_min = self.min.as_deref().is_none_or(|m| cmp_release(&v, &version_parts(m)).is_ge());
-        let below_max = self.max.as_deref().is_none_or(|m| cmp_series(&v, &version_parts(m)).is_le());
-        above_min && below_max
-    }
-
-    /// The versions both ranges allow; `None` when the clues contradict each other.
-    fn intersect(&self, other: &Self) -> Option<Self> {
-        let min = match (&self.min, &other.min) {
-            (Some(a), Some(b)) => {
-                Some(if cmp_release(&version_parts(a), &version_parts(b)).is_ge() { a } else { b }.clone())
-            }
-            (a, b) => a.clone().or_else(|| b.clone()),
-        };
-        let max = match (&self.max, &other.max) {
-            (Some(a), Some(b)) => {
-                Some(if cmp_upper(&version_parts(a), &version_parts(b)).is_le() { a } else { b }.clone())
-            }
-            (a, b) => a.clone().or_else(|| b.clone()),
-        };
-        if let (Some(lo), Some(hi)) = (&min, &max) {
-            if cmp_series(&version_parts(lo), &version_parts(hi)).is_gt() {
-                return None;
-            }
-        }
-        Some(Self { min, max })
-    }
-}
-
-/// `20.10.24+dfsg1` → [20, 10, 24]; stops at the first part that is not a number.
-fn version_parts(v: &str) -> Vec<u64> {
-    let v = v.trim().trim_start_matches('v');
-    let mut out = Vec::new();
-    for part in v.split('.') {
-        let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
-        match digits.parse() {
-            Ok(n) => out.push(n),
-            Err(_) => break,
-        }
-        if digits.len() != part.len() {
-            break;
-        }
-    }
-    out
-}
-
-/// Compare releases, missing parts read as 0 (`28` = `28.0.0`).
-fn cmp_release(a: &[u64], b: &[u64]) -> Ordering {
-    let n = a.len().max(b.len());
-    (0..n)
-        .map(|i| a.get(i).unwrap_or(&0).cmp(b.get(i).unwrap_or(&0)))
-        .find(|o| o.is_ne())
-        .unwrap_or(Ordering::Equal)
-}
-
-/// Compare a release with a series: only the series' own parts count (`28.5.2` is within `28`).
-fn cmp_series(version: &[u64], series: &[u64]) -> Ordering {
-    let head: Vec<u64> = (0..series.len()).map(|i| *version.get(i).unwrap_or(&0)).collect();
-    head.as_slice().cmp(series)
-}
-
-/// Order two upper bounds: a shorter series that prefixes a longer one is the larger bound.
-fn cmp_upper(a: &[u64], b: &[u64]) -> Ordering {
-    for (x, y) in a.iter().zip(b) {
-        if x != y {
-            return x.cmp(y);
-        }
-    }
-    b.len().cmp(&a.len())
 }
 
 /// The operating system's reason for refusing a bind, as the text words it.
@@ -769,45 +677,6 @@ fn engine_versions(
 mod tests {
     use super::*;
     use rstest::rstest;
-
-    #[rstest]
-    #[case("20.10.24+dfsg1", true)]
-    #[case("20.10.2", true)]
-    #[case("26.1.5", true)]
-    #[case("20.10.1", false)]
-    #[case("27.0.0", false)]
-    #[case("v21.0.0", true)]
-    #[case("not-a-version", true)]
-    fn range_contains(#[case] version: &str, #[case] inside: bool) {
-        let r = EngineRange::new(Some("20.10.2"), Some("26"));
-        assert_eq!(r.contains(version), inside, "{version}");
-    }
-
-    #[test]
-    fn series_and_release_bounds() {
-        assert!(EngineRange::new(Some("28.0.1"), Some("28")).contains("28.5.2"));
-        assert!(!EngineRange::new(Some("28.0.1"), Some("28")).contains("28.0.0"));
-        assert!(EngineRange::new(None, Some("20.10.1")).contains("19.03.15"));
-        assert!(!EngineRange::new(None, Some("20.10.1")).contains("20.10.2"));
-        assert!(EngineRange::default().contains("1.13.1"));
-    }
-
-    #[test]
-    fn intersection_keeps_the_tightest_bounds_and_drops_contradictions() {
-        let a = EngineRange::new(Some("28.0.0"), Some("28"));
-        let b = EngineRange::new(Some("28.0.1"), None);
-        assert_eq!(a.intersect(&b), Some(EngineRange::new(Some("28.0.1"), Some("28"))));
-        let c = EngineRange::new(None, Some("26"));
-        assert_eq!(a.intersect(&c), None);
-        assert_eq!(
-            EngineRange::new(None, Some("26")).intersect(&EngineRange::new(None, Some("20.10.1"))),
-            Some(EngineRange::new(None, Some("20.10.1")))
-        );
-        assert_eq!(
-            EngineRange::new(None, Some("28")).intersect(&EngineRange::new(None, Some("28.0.1"))),
-            Some(EngineRange::new(None, Some("28.0.1")))
-        );
-    }
 
     #[test]
     fn contradicting_clues_leave_the_range_open() {

@@ -19,17 +19,11 @@ pub fn render(d: &Diagnosis, s: Style) -> String {
     };
     let _ = writeln!(o, "{} {} — {headline}", s.bold("portwhy"), s.bold(&d.port.to_string()));
     if let Some(e) = &d.error {
-        let versions = match (&e.engine_versions.min, &e.engine_versions.max) {
-            (None, None) => String::new(),
-            (lo, hi) => {
-                // A bare major ("28") is a whole release line.
-                let v = |s: &Option<String>| match s.as_deref() {
-                    None => "…".to_owned(),
-                    Some(v) if !v.contains('.') => format!("{}.x", printable(v)),
-                    Some(v) => printable(v).into_owned(),
-                };
-                format!(", wording of Engine {}–{}", v(lo), v(hi))
-            }
+        let versions = if e.engine_versions.is_open() {
+            String::new()
+        } else {
+            // Bounds parsed from a bundle may carry any suffix: escape it like the rest.
+            format!(", wording of Engine {}", printable(&e.engine_versions.to_string()))
         };
         let _ = writeln!(o, "{}", s.dim(&format!("error stage: {}{versions}", e.stage.as_str())));
     }
