@@ -426,7 +426,7 @@ impl Scenario {
         let trigger = match (trigger_result, stage) {
             (TriggerResult::Fails, Some(stage)) => ExpectedTrigger::Fails { stage },
             (TriggerResult::Fails, None) => {
-                return Err("`trigger = \"fails\"` needs `stage` (allocated, host-bind, access-denied, firewall, unknown)".into())
+                return Err("`trigger = \"fails\"` needs `stage` (allocated, host-bind, access-denied, address-unavailable, firewall, unknown)".into())
             }
             (TriggerResult::Succeeds, None) => ExpectedTrigger::Succeeds,
             (TriggerResult::Succeeds, Some(_)) => {

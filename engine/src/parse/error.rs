@@ -25,6 +25,26 @@
 //! | prefix `failed to set up container networking: ` | 28.0.1 on |
 //! | `error while calling PortManager.AddPort()` (rootless) | up to 27.x |
 //! | `error while calling RootlessKit PortManager.AddPort()` (rootless) | 28.0.0 on |
+//! | `failed to create socket for userland proxy for IP:P:CIP:CP/tcp: ...` | 28.x |
+//! | `failed to create socket for IP:P/tcp: ...`, `failed to listen on tcp socket: ...` | 29.0.0 on |
+//! | `fork/exec .../rootlesskit-docker-proxy: ...`, `rootlesskit-docker-proxy not installed` | up to 27.x |
+//!
+//! Signs beyond the stage:
+//! - `cannot assign requested address` (EADDRNOTAVAIL) and `address family not supported`
+//!   (EAFNOSUPPORT) are `address-unavailable`, never a conflict: no interface has the address, or
+//!   its family is off. Nothing holds the port, so no holder must be looked for.
+//! - Winsock's sentences (`forbidden by its access permissions`, `Only one usage of each socket
+//!   address`, `not valid in its context`) set `platform: windows`.
+//! - Rootless: RootlessKit's port manager, a missing `rootlesskit-docker-proxy`, and the daemon's
+//!   own bind of `10.0.2.100` (the slirp4netns child address) set `rootless` and `rootless_sign`.
+//!   Ten-dot-zero-dot-two-dot-100 is also a plausible LAN address, so only the daemon's bind
+//!   wordings count, and the sign carries the regression's releases only with EADDRINUSE.
+//! - A firewall text that says a chain is missing sets `firewall_error` with the command's table
+//!   and chain. Engine 29's nftables backend has no such text: when its incremental update fails
+//!   it reloads the whole `docker-bridges` table (moby's `internal/nftables`), so a flushed
+//!   ruleset heals on the next publish.
+//! - `all ports are allocated` (a host port range with no free port) is the allocator's, like
+//!   `port is already allocated`, and names no port.
 //!
 //! The address family suffix (`tcp4`) comes from moby/libnetwork#2604, shipped in 20.10.2, which made
 //! both docker-proxy and the in-daemon "dummy" proxy used with `userland-proxy: false` listen on one
@@ -60,6 +80,10 @@ pub enum Stage {
     HostBind,
     /// Permission: a privileged port in rootless mode, a Windows reserved range.
     AccessDenied,
+    /// The OS refused the bind because the address cannot be used here at all: no interface has it
+    /// ("cannot assign requested address") or its family is switched off ("address family not
+    /// supported"). Nothing holds the port, so this is never a conflict.
+    AddressUnavailable,
     /// Programming iptables/nftables failed.
     Firewall,
     Unknown,
@@ -71,6 +95,7 @@ impl Stage {
             Self::Allocated => "allocated",
             Self::HostBind => "host-bind",
             Self::AccessDenied => "access-denied",
+            Self::AddressUnavailable => "address-unavailable",
             Self::Firewall => "firewall",
             Self::Unknown => "unknown",
         }
@@ -96,12 +121,76 @@ pub enum Reporter {
 pub enum BindError {
     /// EADDRINUSE: "address already in use"; Windows: "Only one usage of each socket address".
     AddressInUse,
-    /// EADDRNOTAVAIL: "cannot assign requested address" (the host has no such address).
+    /// EADDRNOTAVAIL: "cannot assign requested address" (the host has no such address); Windows:
+    /// "The requested address is not valid in its context".
     AddressNotAvailable,
     /// EAFNOSUPPORT: "address family not supported by protocol" (IPv6 disabled on the host).
     FamilyNotSupported,
     /// EACCES: "permission denied"; Windows: "forbidden by its access permissions".
     PermissionDenied,
+}
+
+/// The operating system a text comes from, when only one prints its wording.
+///
+/// Only Windows' socket errors (Winsock's own sentences) say so; Docker Desktop on macOS and Linux
+/// prints Unix errno texts that read like any Linux engine's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Platform {
+    Windows,
+}
+
+/// What in a text says the engine runs rootless.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RootlessSignKind {
+    /// The daemon bound `10.0.2.100`, the address RootlessKit's slirp4netns network gives the
+    /// child namespace (`failed to bind host port 10.0.2.100:3000/tcp`): the slirp4netns port
+    /// driver is in use. With "address already in use" it is the 29.0.0–29.1.1 regression that
+    /// binds that address once per family (moby#51591, fixed in 29.1.2 by moby#51616).
+    Slirp4netnsAddress,
+    /// RootlessKit's port manager refused the port (`error while calling RootlessKit
+    /// PortManager.AddPort()`, `cannot expose privileged port`).
+    PortManager,
+    /// The engine could not run `rootlesskit-docker-proxy`, the proxy rootless engines up to 27.x
+    /// exec: usually binaries of an older install after an upgrade, or a daemon started before
+    /// the upgrade removed the file (moby#49519, docker-library/docker#230).
+    MissingRootlesskitDockerProxy,
+}
+
+/// A sign of a rootless engine and the releases it belongs to, when known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootlessSign {
+    pub kind: RootlessSignKind,
+    /// The releases that print this sign (for the slirp4netns address with "address already in
+    /// use": the regression's releases); open when any release may.
+    #[serde(default, skip_serializing_if = "EngineRange::is_open")]
+    pub engine_versions: EngineRange,
+}
+
+/// What the firewall step says went wrong, when the text says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FirewallErrorKind {
+    /// The chain Docker appends to is gone (`iptables: No chain/target/match by that name.`,
+    /// `Chain 'DOCKER' does not exist`): a firewall reload or flush wiped Docker's chains, or
+    /// `iptables` now points at the other backend. iptables words a missing target or match the
+    /// same way, but the command in Docker's text only names its own chains.
+    ChainMissing,
+    /// iptables-nft names an unknown target as a chain (`Chain 'DNAT' does not exist`): the kernel
+    /// lacks the target's module (`nft_nat`, `xt_nat`), so the rule cannot be written at all.
+    TargetMissing,
+}
+
+/// The firewall's complaint and the table and chain of the command it refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirewallError {
+    pub kind: FirewallErrorKind,
+    /// `nat`, `filter` (iptables' default when the command names none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
 }
 
 /// A classified daemon error.
@@ -131,6 +220,15 @@ pub struct DaemonError {
     pub bind_error: Option<BindError>,
     /// Engine versions whose wording this is.
     pub engine_versions: EngineRange,
+    /// The operating system whose wording this is, when the text gives it away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    /// The sign that made `rootless` true, with the releases it points at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootless_sign: Option<RootlessSign>,
+    /// The firewall's reason, for `stage: firewall`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall_error: Option<FirewallError>,
     /// The text after trimming CLI noise (`docker: Error response from daemon:`, `Run 'docker run --help'`).
     pub text: String,
 }
@@ -149,6 +247,9 @@ impl Default for DaemonError {
             reporter: None,
             bind_error: None,
             engine_versions: EngineRange::default(),
+            platform: None,
+            rootless_sign: None,
+            firewall_error: None,
             text: String::new(),
         }
     }
@@ -194,10 +295,13 @@ pub fn classify(input: &str) -> Result<DaemonError, ErrorTextError> {
             if text.is_empty() {
                 text = input.trim().to_owned();
             }
-            // The first line still names what it can (an endpoint cut off before the cause).
-            let base = read.first().cloned().unwrap_or_default();
+            // The first line still names what it can (an endpoint cut off before the cause), unless
+            // a later one carries a rootless sign: that line says more.
+            let base =
+                read.iter().find(|r| r.rootless_sign.is_some()).or(read.first()).cloned().unwrap_or_default();
             let rootless = read.iter().any(|r| r.rootless);
-            DaemonError { text, rootless, ..base }
+            let platform = read.iter().find_map(|r| r.platform);
+            DaemonError { text, rootless, platform, ..base }
         }
     };
     if out.container.is_none() {
@@ -391,6 +495,16 @@ static PATTERNS: LazyLock<Vec<AddrPattern>> = LazyLock::new(|| {
             re: re(r"cannot expose privileged port (\d+)"),
             read: |c| Some(HostAddr { ip: None, port: port(&c[1]), proto: None }),
         },
+        // 29.x, before the bind: `failed to create socket for [::]:8080/tcp: address family ...`.
+        AddrPattern {
+            re: re(r"failed to create socket for ([^\s/]+)/(tcp|udp|sctp)\b"),
+            read: read_addr_proto,
+        },
+        // 28.x, the same step: `failed to create socket for userland proxy for [::]:8080:...`.
+        AddrPattern {
+            re: re(r"failed to create socket for userland proxy for (?:(\d+) )?(\S+?)/(tcp|udp|sctp)\b"),
+            read: read_binding_spec,
+        },
     ]
 });
 /// The DNAT rule iptables refused: `-p tcp -d 0/0 --dport 8080 -j DNAT --to-destination 172.17.0.2:80`.
@@ -485,7 +599,10 @@ fn bind_error(lower: &str) -> Option<BindError> {
         || lower.contains("eaddrinuse")
     {
         Some(BindError::AddressInUse)
-    } else if lower.contains("cannot assign requested address") || lower.contains("eaddrnotavail") {
+    } else if lower.contains("cannot assign requested address")
+        || lower.contains("the requested address is not valid in its context")
+        || lower.contains("eaddrnotavail")
+    {
         Some(BindError::AddressNotAvailable)
     } else if lower.contains("address family not supported") {
         Some(BindError::FamilyNotSupported)
@@ -520,9 +637,15 @@ fn read_line(body: &str) -> DaemonError {
         e.container = Some(c[1].to_owned());
         e.endpoint_id = c.get(2).map(|m| m.as_str().to_ascii_lowercase());
     }
-    e.rootless = lower.contains("rootlesskit")
-        || lower.contains("portmanager.addport")
-        || lower.contains("cannot expose privileged port");
+    // RootlessKit's own port manager speaking; `rootlesskit-docker-proxy` is the proxy's name.
+    let port_manager =
+        lower.contains("portmanager.addport") || lower.contains("cannot expose privileged port");
+    let missing_rlk_proxy = lower.contains("rootlesskit-docker-proxy")
+        && ["executable file not found", "no such file or directory", "not installed"]
+            .iter()
+            .any(|m| lower.contains(m));
+    e.rootless = lower.contains("rootlesskit") || port_manager;
+    e.platform = WINDOWS_WORDING.iter().any(|w| lower.contains(w)).then_some(Platform::Windows);
     let desktop = lower.contains("ports are not available")
         || lower.contains("unexpected error (failure eaddrinuse)")
         || lower.contains("error starting userland proxy: bind for");
@@ -544,7 +667,8 @@ fn read_line(body: &str) -> DaemonError {
             }
         }
     }
-    if firewall && addr.is_none() {
+    // Only the DNAT rule names the host side; the filter rules match the container's address and port.
+    if firewall && addr.is_none() && body.contains("-j DNAT") {
         let dport = FW_DPORT.captures(body).and_then(|c| port(&c[1]));
         if dport.is_some() {
             // `-d 0/0` is how libnetwork writes "any address": the user published on 0.0.0.0.
@@ -576,15 +700,22 @@ fn read_line(body: &str) -> DaemonError {
     }
 
     let about_bind = e.host_port.is_some() || BIND_CONTEXT.is_match(body);
+    let daemon_bind =
+        [DAEMON_29, DAEMON_28, DAEMON_29_SOCKET, DAEMON_28_SOCKET].iter().any(|i| matched.contains(i));
+    let slirp_address = daemon_bind && e.host_ip.as_deref() == Some(SLIRP4NETNS_CHILD_IP);
+    e.rootless |= slirp_address;
     e.stage = if lower.contains("cannot expose privileged port") {
         Stage::AccessDenied
-    } else if lower.contains("port is already allocated") {
+    } else if lower.contains("port is already allocated") || lower.contains("all ports are allocated") {
         Stage::Allocated
     } else if firewall {
         Stage::Firewall
     } else {
         match e.bind_error {
             Some(BindError::PermissionDenied) if about_bind => Stage::AccessDenied,
+            Some(BindError::AddressNotAvailable | BindError::FamilyNotSupported) if about_bind => {
+                Stage::AddressUnavailable
+            }
             Some(_) if about_bind => Stage::HostBind,
             _ if lower.contains("ports are not available") => Stage::HostBind,
             _ => Stage::Unknown,
@@ -593,7 +724,9 @@ fn read_line(body: &str) -> DaemonError {
 
     let proxy_phrase = lower.contains("starting userland proxy");
     let proxy_28 = lower.contains("failed to start userland proxy for port mapping");
-    e.reporter = if e.rootless {
+    e.reporter = if missing_rlk_proxy {
+        Some(Reporter::UserlandProxy)
+    } else if port_manager {
         Some(Reporter::Rootlesskit)
     } else if desktop {
         Some(Reporter::DockerDesktop)
@@ -603,7 +736,7 @@ fn read_line(body: &str) -> DaemonError {
             Stage::Firewall if lower.contains("iptables") => Some(Reporter::Iptables),
             Stage::Firewall => Some(Reporter::Nftables),
             _ if proxy_phrase || proxy_28 => Some(Reporter::UserlandProxy),
-            _ if lower.contains("failed to bind host port") => Some(Reporter::Daemon),
+            _ if daemon_bind => Some(Reporter::Daemon),
             // `userland-proxy: false`: the daemon's own placeholder listener refused the bind.
             Stage::HostBind | Stage::AccessDenied if matched.contains(&LISTEN) => Some(Reporter::Daemon),
             _ => None,
@@ -611,7 +744,70 @@ fn read_line(body: &str) -> DaemonError {
     };
 
     e.engine_versions = engine_versions(&lower, &matched, body, e.rootless, desktop, proxy_phrase, proxy_28);
+    e.rootless_sign = if missing_rlk_proxy {
+        // Only engines up to 27.x run the binary: 28.0 talks to RootlessKit's API itself.
+        let up_to_27 = EngineRange::new(None, Some("27"));
+        e.engine_versions = e.engine_versions.intersect(&up_to_27).unwrap_or_default();
+        Some(RootlessSign {
+            kind: RootlessSignKind::MissingRootlesskitDockerProxy,
+            engine_versions: up_to_27,
+        })
+    } else if slirp_address {
+        let regression = e.bind_error == Some(BindError::AddressInUse);
+        Some(RootlessSign {
+            kind: RootlessSignKind::Slirp4netnsAddress,
+            engine_versions: if regression {
+                EngineRange::new(Some("29.0.0"), Some("29.1.1"))
+            } else {
+                EngineRange::default()
+            },
+        })
+    } else if port_manager {
+        Some(RootlessSign { kind: RootlessSignKind::PortManager, engine_versions: e.engine_versions.clone() })
+    } else {
+        None
+    };
+    if e.stage == Stage::Firewall {
+        e.firewall_error = firewall_error(body, &lower);
+    }
     e
+}
+
+/// The child address RootlessKit's slirp4netns network gives its namespace (10.0.2.0/24, .100).
+const SLIRP4NETNS_CHILD_IP: &str = "10.0.2.100";
+
+/// Winsock's sentences for WSAEACCES, WSAEADDRINUSE and WSAEADDRNOTAVAIL, lower-cased.
+const WINDOWS_WORDING: &[&str] = &[
+    "forbidden by its access permissions",
+    "only one usage of each socket address",
+    "the requested address is not valid in its context",
+];
+
+static FW_TABLE: LazyLock<Regex> = LazyLock::new(|| re(r"(?:^|\s)-t (\w+)"));
+static FW_CHAIN: LazyLock<Regex> = LazyLock::new(|| re(r"(?:^|\s)-[AIDCR] (\S+)"));
+/// Older iptables-nft: `iptables v1.8.2 (nf_tables): Chain 'DOCKER' does not exist`.
+static FW_NO_CHAIN: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)chain '([^']+)' does not exist"));
+
+/// Targets Docker's rules jump to; no chain of Docker's has these names.
+const IPTABLES_TARGETS: &[&str] = &["ACCEPT", "DROP", "RETURN", "DNAT", "SNAT", "MASQUERADE", "REDIRECT"];
+
+/// A missing chain, with the table and chain of the refused command.
+fn firewall_error(body: &str, lower: &str) -> Option<FirewallError> {
+    let named = FW_NO_CHAIN.captures(body).map(|c| c[1].to_owned());
+    if named.is_none() && !lower.contains("no chain/target/match by that name") {
+        return None;
+    }
+    let command =
+        lower.contains("iptables").then(|| FW_CHAIN.captures(body).map(|c| c[1].to_owned())).flatten();
+    let table = FW_TABLE
+        .captures(body)
+        .map(|c| c[1].to_owned())
+        .or_else(|| command.as_ref().map(|_| "filter".to_owned()));
+    let kind = match &named {
+        Some(n) if IPTABLES_TARGETS.contains(&n.as_str()) => FirewallErrorKind::TargetMissing,
+        _ => FirewallErrorKind::ChainMissing,
+    };
+    Some(FirewallError { kind, table, chain: named.or(command) })
 }
 
 // Indexes into PATTERNS, for the version clues.
@@ -619,6 +815,8 @@ const DAEMON_29: usize = 0;
 const DAEMON_28: usize = 1;
 const WRAPPER_27: usize = 2;
 const LISTEN: usize = 5;
+const DAEMON_29_SOCKET: usize = 8;
+const DAEMON_28_SOCKET: usize = 9;
 
 static LISTEN_FAMILY: LazyLock<Regex> = LazyLock::new(|| re(r"listen (?:tcp|udp|sctp)([46]?) "));
 
@@ -636,10 +834,13 @@ fn engine_versions(
     if lower.contains("failed to set up container networking") {
         clues.push(EngineRange::new(Some("28.0.1"), None));
     }
-    if matched.contains(&DAEMON_29) {
+    if matched.contains(&DAEMON_29)
+        || matched.contains(&DAEMON_29_SOCKET)
+        || lower.contains("failed to listen on tcp socket")
+    {
         clues.push(EngineRange::new(Some("29.0.0"), None));
     }
-    if matched.contains(&DAEMON_28) {
+    if matched.contains(&DAEMON_28) || matched.contains(&DAEMON_28_SOCKET) {
         clues.push(EngineRange::new(Some("28.0.0"), Some("28")));
     }
     if proxy_28 {
@@ -766,6 +967,65 @@ mod tests {
         assert!(e.is_recognised());
         let nothing = classify("the daemon is sad").unwrap();
         assert!(!nothing.is_recognised());
+    }
+
+    #[test]
+    fn winsock_address_not_valid_is_windows_and_not_a_conflict() {
+        // Go on Windows words WSAEADDRNOTAVAIL this way (bepass-org/oblivion-desktop#981 shows it
+        // for `listen udp`); Docker Desktop passes the listener's error through.
+        let e = classify(
+            "Ports are not available: exposing port TCP 192.168.2.2:443 -> 0.0.0.0:0: listen tcp 192.168.2.2:443: \
+             bind: The requested address is not valid in its context.",
+        )
+        .unwrap();
+        assert_eq!(e.stage, Stage::AddressUnavailable);
+        assert_eq!(e.platform, Some(Platform::Windows));
+        assert_eq!(e.reporter, Some(Reporter::DockerDesktop));
+    }
+
+    #[test]
+    fn the_slirp4netns_address_counts_only_in_the_daemons_bind() {
+        // docker-proxy binding a LAN address that happens to be 10.0.2.100 says nothing about rootless.
+        let proxy = classify(
+            "driver failed programming external connectivity on endpoint web: Error starting userland proxy: \
+             listen tcp4 10.0.2.100:3000: bind: address already in use",
+        )
+        .unwrap();
+        assert!(!proxy.rootless && proxy.rootless_sign.is_none());
+        // Without EADDRINUSE the sign stays, but it points at no release.
+        let other = classify("failed to bind host port 10.0.2.100:3000/tcp: cannot assign requested address")
+            .unwrap();
+        assert!(other.rootless);
+        let sign = other.rootless_sign.expect("a sign");
+        assert_eq!(sign.kind, RootlessSignKind::Slirp4netnsAddress);
+        assert!(sign.engine_versions.is_open());
+    }
+
+    #[test]
+    fn a_listen_failure_without_an_address_is_still_a_29_bind() {
+        let e = classify(
+            "failed to set up container networking: driver failed programming external connectivity on endpoint \
+             web: failed to listen on tcp socket: address already in use",
+        )
+        .unwrap();
+        assert_eq!(e.stage, Stage::HostBind);
+        assert_eq!(e.engine_versions, EngineRange::new(Some("29.0.0"), None));
+    }
+
+    #[test]
+    fn a_chain_missing_without_a_table_is_filter() {
+        let e = classify(
+            "Unable to enable OPEN PORT rule: (iptables failed: iptables --wait -I DOCKER ! -i docker0 -o docker0 -p tcp \
+             -d 172.17.0.2 --dport 80 -j ACCEPT: iptables: No chain/target/match by that name. (exit status 1))",
+        )
+        .unwrap();
+        // The filter rule's `-d` and `--dport` are the container's, not the host's.
+        assert_eq!((e.host_ip, e.host_port), (None, None));
+        let fw = e.firewall_error.expect("a firewall reason");
+        assert_eq!(
+            (fw.kind, fw.table.as_deref(), fw.chain.as_deref()),
+            (FirewallErrorKind::ChainMissing, Some("filter"), Some("DOCKER"))
+        );
     }
 
     #[test]
