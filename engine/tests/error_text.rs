@@ -231,16 +231,33 @@ fn recorded_texts_admit_the_engine_that_printed_them() {
     assert!(recorded >= 35, "only {recorded} recorded fixtures");
 }
 
+/// The cells of a lab run whose trigger printed an error, kept beside the fixtures: the runner's
+/// results.json is re-recorded by later runs, and the fixtures must keep their source.
+fn lab_run(id: &str) -> serde_json::Value {
+    let path = fixture_dir().join(format!("lab-run-{id}.json"));
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("cannot read {}: {e}; a lab-recorded fixture needs its run's cells there", path.display())
+    });
+    let run: serde_json::Value = serde_json::from_str(&text).expect("the lab run extract is JSON");
+    assert_eq!(run["run_id"].as_str(), Some(id), "{} names another run", path.display());
+    run
+}
+
+fn cell<'a>(
+    run: &'a serde_json::Value,
+    scenario: &str,
+    engine: &str,
+    backend: &str,
+) -> Option<&'a serde_json::Value> {
+    run["cells"]
+        .as_array()?
+        .iter()
+        .find(|c| c["scenario"] == scenario && c["engine"] == engine && c["backend"] == backend)
+}
+
 /// A fixture that says a lab run recorded it holds that cell's `trigger.error`, byte for byte.
 #[test]
 fn lab_recorded_fixtures_are_the_runs_texts() {
-    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runner/tests/fixtures/results.json");
-    let run: serde_json::Value = serde_json::from_str(
-        &fs::read_to_string(&results).unwrap_or_else(|e| panic!("cannot read {}: {e}", results.display())),
-    )
-    .expect("results.json is JSON");
-    let run_id = run["run_id"].as_str().expect("results.json has a run_id");
-    let cells = run["cells"].as_array().expect("results.json has cells");
     let mut checked = 0;
     for path in all_fixtures() {
         let fx = load(&path);
@@ -248,27 +265,47 @@ fn lab_recorded_fixtures_are_the_runs_texts() {
             continue;
         }
         let line = fx.line("recorded").unwrap_or_default();
-        let (cell, rest) =
-            line.split_once(" in the lab run ").unwrap_or_else(|| panic!("{}: {line}", fx.name));
+        let (at, rest) = line.split_once(" in the lab run ").unwrap_or_else(|| panic!("{}: {line}", fx.name));
         let id = rest.split_whitespace().next().unwrap_or_default();
-        assert_eq!(id, run_id, "{}: recorded in run {id}, the fixture run is {run_id}", fx.name);
-        let [scenario, engine, backend] = cell.split('/').collect::<Vec<_>>()[..] else {
-            panic!("{}: `{cell}` is not <scenario>/<engine>/<backend>", fx.name)
+        let [scenario, engine, backend] = at.split('/').collect::<Vec<_>>()[..] else {
+            panic!("{}: `{at}` is not <scenario>/<engine>/<backend>", fx.name)
         };
-        let found = cells
-            .iter()
-            .find(|c| c["scenario"] == scenario && c["engine"] == engine && c["backend"] == backend)
-            .unwrap_or_else(|| panic!("{}: run {run_id} has no cell {cell}", fx.name));
+        let run = lab_run(id);
+        let found = cell(&run, scenario, engine, backend)
+            .unwrap_or_else(|| panic!("{}: run {id} has no failed cell {at}", fx.name));
         assert_eq!(
             found["trigger"]["error"].as_str(),
             Some(fx.text.as_str()),
-            "{}: text differs from {cell}",
+            "{}: text differs from {at}",
             fx.name
         );
         assert_eq!(fx.line("engine"), Some(engine), "{}: engine line", fx.name);
         checked += 1;
     }
     assert!(checked >= 10, "only {checked} lab-recorded fixtures");
+}
+
+/// The extract is the run's own cells: while the runner's results.json is that run, they agree.
+#[test]
+fn the_lab_run_extract_matches_the_runners_results_of_that_run() {
+    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runner/tests/fixtures/results.json");
+    let recorded: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(&results).unwrap_or_else(|e| panic!("cannot read {}: {e}", results.display())),
+    )
+    .expect("results.json is JSON");
+    let extract = lab_run("pw-rlcn7coi");
+    if recorded["run_id"] != extract["run_id"] {
+        // A later run replaced results.json; the extract is then the only copy of its run.
+        return;
+    }
+    let cells = extract["cells"].as_array().expect("cells");
+    assert!(cells.len() >= 60, "the extract lost cells");
+    for c in cells {
+        let (s, e, b) = (c["scenario"].as_str(), c["engine"].as_str(), c["backend"].as_str());
+        let full = cell(&recorded, s.unwrap_or_default(), e.unwrap_or_default(), b.unwrap_or_default())
+            .unwrap_or_else(|| panic!("results.json has no cell {s:?}/{e:?}/{b:?}"));
+        assert_eq!(full["trigger"], c["trigger"], "{s:?}/{e:?}/{b:?}");
+    }
 }
 
 #[test]
