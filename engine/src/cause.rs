@@ -40,11 +40,13 @@ pub enum CauseCode {
     PrivilegedPort,
     #[serde(rename = "PW013")]
     Platform,
+    #[serde(rename = "PW014")]
+    AddressUnavailable,
 }
 
 impl CauseCode {
     /// Every code, in code order.
-    pub const ALL: [CauseCode; 14] = [
+    pub const ALL: [CauseCode; 15] = [
         Self::NoConflict,
         Self::HostProcess,
         Self::ContainerHolds,
@@ -59,6 +61,7 @@ impl CauseCode {
         Self::StoppedContainer,
         Self::PrivilegedPort,
         Self::Platform,
+        Self::AddressUnavailable,
     ];
 
     /// `PW001`.
@@ -78,6 +81,7 @@ impl CauseCode {
             Self::StoppedContainer => "PW011",
             Self::PrivilegedPort => "PW012",
             Self::Platform => "PW013",
+            Self::AddressUnavailable => "PW014",
         }
     }
 
@@ -98,6 +102,7 @@ impl CauseCode {
             Self::StoppedContainer => "stopped-container",
             Self::PrivilegedPort => "privileged-port",
             Self::Platform => "platform",
+            Self::AddressUnavailable => "address-unavailable",
         }
     }
 

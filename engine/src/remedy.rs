@@ -194,6 +194,12 @@ pub enum Action {
     },
     /// `sudo portwhy QUERY` on the host where the publish failed.
     RunPortwhy { query: PortQuery },
+    /// `ip -br addr`: the addresses each interface has (read-only).
+    ShowAddresses,
+    /// `ss -lntp 'sport = :PORT'` (`-lunp` for UDP): who listens on the port (read-only).
+    ShowListeners { port: u16, proto: Proto },
+    /// `systemctl status UNIT`: whether a service runs (read-only).
+    ServiceStatus { unit: String },
     /// A command for another operating system's shell (Windows, macOS), shown as is.
     Foreign { os: ForeignOs, line: String },
 }
@@ -401,6 +407,12 @@ impl Action {
                 ),
             }],
             Self::RunPortwhy { query } => vec![run(["portwhy", &query.to_string()])],
+            Self::ShowAddresses => vec![run(["ip", "-br", "addr"])],
+            Self::ShowListeners { port, proto } => {
+                let flags = if *proto == Proto::Udp { "-lunp" } else { "-lntp" };
+                vec![run(["ss", flags, &format!("sport = :{port}")])]
+            }
+            Self::ServiceStatus { unit } => vec![run(["systemctl", "status", unit])],
             Self::Foreign { os, line } => vec![Step::Foreign { os: *os, line: line.clone() }],
         }
     }

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use portwhy::cause::CauseCode;
 use portwhy::parse::error::Stage;
 use portwhy::port::{PortQuery, Proto};
-use portwhy::version::EngineVersion;
 use portwhy::remedy::{Action, ActionKind};
+use portwhy::version::EngineVersion;
 use serde::{Deserialize, Serialize};
 
 /// A harness fault as written in the file: kept as a table because `{host_ip}` is only known inside

@@ -37,6 +37,7 @@ pub trait Rule: Sync {
     fn check(&self, cx: &Context<'_>) -> Vec<Finding>;
 }
 
+mod address_unavailable;
 mod container_holds;
 mod hairpin;
 mod host_process;
@@ -52,8 +53,6 @@ mod split_backend;
 mod stale_proxy;
 mod stopped_container;
 
-pub use rootless_regression::parse_version;
-
 /// Every rule. The order is the tie-break between findings of equal confidence, so the more
 /// specific explanation comes first (a silent share before the container that takes part in it).
 pub fn all() -> &'static [&'static dyn Rule] {
@@ -66,10 +65,12 @@ pub fn all() -> &'static [&'static dyn Rule] {
         &host_process::HostProcess,
         &orphaned_dnat::OrphanedDnat,
         &split_backend::SplitBackend,
+        &address_unavailable::AddressUnavailable,
+        // Before the permission rule: a Windows wording is the platform's first.
+        &platform::Platform,
         &privileged_port::PrivilegedPort,
         &rootless_regression::RootlessRegression,
         &hairpin::Hairpin,
-        &platform::Platform,
         &stopped_container::StoppedContainer,
         &no_conflict::NoConflict,
     ]

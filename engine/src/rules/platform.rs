@@ -3,8 +3,8 @@
 use super::{Context, Rule, RuleDoc};
 use crate::cause::CauseCode;
 use crate::diagnosis::{Confidence, EvidenceItem, Finding};
-use crate::parse::error::Reporter;
-use crate::remedy::{self, Action, ForeignOs, Remedy};
+use crate::parse::error::{Platform as Os, Reporter, Stage};
+use crate::remedy::{self, Action, ForeignOs, Remedy, Risk};
 
 pub struct Platform;
 
@@ -32,6 +32,10 @@ impl Rule for Platform {
         let desktop_engine =
             cx.evidence.docker.as_ref().is_some_and(|d| d.operating_system.contains("Docker Desktop"));
         let desktop_text = cx.error.is_some_and(|e| e.reporter == Some(Reporter::DockerDesktop));
+        let windows_text = cx.error.is_some_and(|e| e.platform == Some(Os::Windows));
+        if windows_text {
+            return vec![windows(cx)];
+        }
         if !wsl && !desktop_engine && !desktop_text {
             return Vec::new();
         }
@@ -77,5 +81,60 @@ impl Rule for Platform {
                 ),
             ],
         }]
+    }
+}
+
+/// Windows' own socket error: the holder or the reservation is on Windows, which no Linux tool sees.
+fn windows(cx: &Context<'_>) -> Finding {
+    let q = cx.query();
+    let reserved = cx.error_stage() == Some(Stage::AccessDenied);
+    let win = |line: String| Action::Foreign { os: ForeignOs::Windows, line };
+    let mut remedies = vec![
+        Remedy::check(
+            win(format!("netsh interface ipv4 show excludedportrange protocol={}", q.proto)),
+            "lists the port ranges Windows reserves (Hyper-V, WinNAT, WSL): no program may bind a port inside one",
+        ),
+        Remedy::fix(
+            Risk::Disruptive,
+            win("net stop winnat && net start winnat".to_owned()),
+            "in an elevated prompt: restarts Windows NAT, which gives back the ranges it reserved at boot; \
+             WSL and container networking drop for a moment",
+        ),
+        Remedy::check(
+            win(format!("netstat -ano | findstr :{}", q.port)),
+            "names the PID of the Windows process listening on the port (last column)",
+        ),
+        Remedy::check(
+            win("tasklist /FI \"PID eq N\"".to_owned()),
+            "with N the PID netstat printed: names the program, often a Windows service (IIS, SQL Server, a VPN client)",
+        ),
+        remedy::other_port(q),
+    ];
+    if !reserved {
+        // A held port: who holds it comes first; the reservation is the rarer reason.
+        remedies.rotate_left(2);
+    }
+    Finding {
+        code: DOC.code,
+        cause: DOC.code.name().into(),
+        summary: if reserved {
+            format!(
+                "Windows refuses port {}: it lies in a range Windows reserves, or a policy forbids it",
+                q.port
+            )
+        } else {
+            format!("a Windows program holds port {}: Docker Desktop's forwarder cannot bind it", q.port)
+        },
+        evidence: cx
+            .error_evidence()
+            .into_iter()
+            .chain([EvidenceItem::new(
+                "error-text",
+                "the wording is Winsock's: the refusal came from Windows, outside any Linux namespace"
+                    .to_owned(),
+            )])
+            .collect(),
+        confidence: Confidence::High,
+        remedies,
     }
 }

@@ -36,6 +36,12 @@ impl Rule for PrivilegedPort {
         if !denied && !rootless_low {
             return Vec::new();
         }
+        // Windows refuses ports of its own (reserved ranges, PW013): a permission rule only
+        // explains it for a rootless engine or a port below the unprivileged start.
+        let windows = cx.error.is_some_and(|e| e.platform == Some(crate::parse::error::Platform::Windows));
+        if windows && !cx.rootless() && q.port >= start {
+            return Vec::new();
+        }
         let mut evidence = Vec::new();
         if rootless_low {
             evidence.push(EvidenceItem::new(

@@ -7,7 +7,7 @@ use crate::cause::CauseCode;
 use crate::diagnosis::{Confidence, EvidenceItem, Finding};
 use crate::evidence::Listener;
 use crate::port::Proto;
-use crate::remedy::{self, Action, BindAddress, Remedy, Risk};
+use crate::remedy::{self, Action, BindAddress, ForeignOs, Remedy, Risk};
 
 pub struct ResolverStub;
 
@@ -54,7 +54,7 @@ impl Rule for ResolverStub {
         }
         let stubs: Vec<&Listener> = cx.blocking_listeners().filter(|l| is_resolver_stub(l)).collect();
         if stubs.is_empty() {
-            return Vec::new();
+            return unseen(cx).into_iter().collect();
         }
         let mut evidence: Vec<EvidenceItem> = stubs
             .iter()
@@ -125,4 +125,53 @@ impl Rule for ResolverStub {
             remedies,
         }]
     }
+}
+
+/// Port 53 refused but the sockets were not read (offline, or /proc unreadable): a local resolver
+/// is the usual holder; name the likely ones and the command that shows each.
+fn unseen(cx: &Context<'_>) -> Option<Finding> {
+    let e = cx.error.filter(|e| e.stage == crate::parse::error::Stage::HostBind)?;
+    if cx.evidence.sockets.is_some() {
+        return None;
+    }
+    let q = cx.query();
+    let evidence = cx
+        .error_evidence()
+        .into_iter()
+        .chain([EvidenceItem::new(
+            "sockets",
+            "not read (offline or unreadable): the holder is the usual one for port 53, not a seen one"
+                .to_owned(),
+        )])
+        .collect();
+    let remedies = vec![
+        Remedy::check(
+            Action::ShowListeners { port: 53, proto: q.proto },
+            "names the program on port 53: systemd-resolved on 127.0.0.53/127.0.0.54, dnsmasq (libvirt, NetworkManager, Pi-hole) on its addresses",
+        ),
+        Remedy::check(
+            Action::ServiceStatus { unit: "systemd-resolved".into() },
+            "says whether systemd-resolved runs; its stub listener is on by default (DNSStubListener=yes)",
+        ),
+        Remedy::check(
+            Action::Foreign { os: ForeignOs::Macos, line: "sudo lsof -nP -i :53".to_owned() },
+            "on macOS: names the holder, usually mDNSResponder, which Docker Desktop's own DNS can start",
+        ),
+        Remedy::workaround(
+            Action::Publish { address: BindAddress::HostIp, port: q.port, proto: q.proto },
+            "publishes DNS on the host's own address only, which does not overlap a loopback stub",
+        ),
+        remedy::other_port(q),
+    ];
+    let via = if e.proto_stated { format!("53/{}", q.proto) } else { "53".to_owned() };
+    Some(Finding {
+        code: DOC.code,
+        cause: DOC.code.name().into(),
+        summary: format!(
+            "port {via} is refused: on most hosts a local resolver holds it (systemd-resolved, dnsmasq; mDNSResponder on macOS)"
+        ),
+        evidence,
+        confidence: Confidence::Medium,
+        remedies,
+    })
 }
