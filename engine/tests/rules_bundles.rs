@@ -31,6 +31,7 @@ fn diagnose(case: &str) -> (Diagnosis, Option<String>) {
 #[case::stopped_control("stopped-control", "PW000", ExitCode::NoConflict)]
 #[case::silent_share_v6only("silent-share-v6only", "PW008", ExitCode::ConflictFound)]
 #[case::silent_share_udp_reuseaddr("silent-share-udp-reuseaddr", "PW008", ExitCode::ConflictFound)]
+#[case::address_unavailable("address-unavailable", "PW014", ExitCode::ConflictFound)]
 fn verdict(#[case] case: &str, #[case] first: &str, #[case] exit: ExitCode) {
     let (d, text) = diagnose(case);
     assert_eq!(d.findings.first().map(|f| f.code.code()), Some(first), "{case}: {:#?}", d.findings);
@@ -102,4 +103,18 @@ fn udp_reuseaddr_share_sends_datagrams_to_the_socket_bound_last() {
     );
     assert!(share.summary.contains("receives none"), "{}", share.summary);
     assert!(d.findings.iter().all(|f| f.code != CauseCode::HostProcess), "{:#?}", d.findings);
+}
+
+#[test]
+fn a_missing_address_names_the_interface_on_its_subnet() {
+    // Recorded with eth0 at 192.0.2.2/24 and the publish on 192.0.2.10.
+    let (d, _) = diagnose("address-unavailable");
+    let f = &d.findings[0];
+    assert!(f.summary.contains("192.0.2.10 is not an address of this host"), "{}", f.summary);
+    assert!(
+        f.evidence.iter().any(|e| e.detail.contains("eth0 (192.0.2.2/24 eth0) is on 192.0.2.10's subnet")),
+        "{:#?}",
+        f.evidence
+    );
+    assert!(!d.findings.iter().any(|f| f.code == CauseCode::HostProcess), "nothing holds the port");
 }

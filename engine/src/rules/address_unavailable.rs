@@ -60,6 +60,13 @@ fn host_addresses<'a>(cx: &Context<'a>) -> Option<Vec<HostAddress<'a>>> {
     )
 }
 
+fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
 /// Whether `want` lies in the subnet of `have`.
 fn same_subnet(have: &HostAddress<'_>, want: IpAddr) -> bool {
     let bits = |ip: IpAddr| -> (u128, u8) {
@@ -102,7 +109,12 @@ impl Rule for AddressUnavailable {
         let mut remedies = Vec::new();
         match (host_addresses(cx), wanted) {
             (Some(addrs), Some(want)) if !family_off => {
-                let list: Vec<&str> = addrs.iter().map(|a| a.written).collect();
+                // Link-local addresses and veth ends cannot carry a published address; leave them out.
+                let list: Vec<&str> = addrs
+                    .iter()
+                    .filter(|a| !a.iface.starts_with("veth") && !is_link_local(a.ip))
+                    .map(|a| a.written)
+                    .collect();
                 evidence.push(EvidenceItem::new(
                     "host",
                     if list.is_empty() {
