@@ -184,3 +184,17 @@ fn the_cli_exits_1_after_a_publish_that_failed_for_a_missing_address() {
     assert_eq!(json["findings"][0]["code"], "PW014");
     assert_eq!(json["error"]["stage"], "address-unavailable");
 }
+
+/// With every source read and nothing holding the port, a missing address is still a failed
+/// publish: the verdict must not say "no conflict" (exit 0).
+#[test]
+fn a_missing_address_is_a_conflict_even_when_every_source_was_read() {
+    for name in ["20.10.24-address-not-available", "29.1-family-not-supported"] {
+        let e = classify(&fixture(name)).expect("classifies");
+        // Evidence with nothing unavailable: empty sources, as a clean host gives them.
+        let ev = Evidence::new(query_of(&e));
+        let d = diagnose(&ev, Some(&e));
+        assert!(ev.unavailable.is_empty());
+        assert_eq!(d.exit_code(), portwhy::exit::ExitCode::ConflictFound, "{name}: {:?}", codes(&d));
+    }
+}
