@@ -33,6 +33,10 @@ pub const LABEL_ENV: &str = "io.portwhy.env";
 const RESOLV_CONF_AS_ON_A_HOST: &str = "if mountpoint -q /etc/resolv.conf 2>/dev/null || grep -q ' /etc/resolv.conf ' /proc/self/mounts; then \
      cp /etc/resolv.conf /run/portwhy-resolv.conf && umount /etc/resolv.conf && cat /run/portwhy-resolv.conf > /etc/resolv.conf; fi";
 
+/// The outer engine sets net.ipv4.ip_unprivileged_port_start=0 in every container; a host keeps
+/// the kernel's default, 1024, which is what stops a rootless engine below it.
+const UNPRIVILEGED_PORTS_AS_ON_A_HOST: &str = "sysctl -qw net.ipv4.ip_unprivileged_port_start=1024";
+
 /// Where the inner engine's socket is for a rootless environment.
 const ROOTLESS_SOCKET: &str = "unix:///run/user/1000/docker.sock";
 /// How long the inner engine may take to answer after (re)start.
@@ -253,6 +257,7 @@ impl Environment {
         let script = format!(
             "set -e\n\
              {RESOLV_CONF_AS_ON_A_HOST}\n\
+             {UNPRIVILEGED_PORTS_AS_ON_A_HOST}\n\
              update-alternatives --quiet --set iptables /usr/sbin/iptables-{b}\n\
              update-alternatives --quiet --set ip6tables /usr/sbin/ip6tables-{b}\n\
              mkdir -p {config_dir} /run/portwhy/faults\n\

@@ -35,6 +35,15 @@ impl Rule for RootlesskitHolds {
             if kit.is_none() && !inside {
                 continue;
             }
+            // Name the rootless container when the engine we talk to is that rootless engine.
+            let holder =
+                cx.evidence.docker.as_ref().filter(|d| d.rootless).and_then(|_| {
+                    cx.containers_binding().find(|(c, _)| c.state.holds_ports()).map(|(c, _)| c)
+                });
+            // After a publish that worked, rootlesskit holds the port for the subject itself.
+            if holder.is_some_and(|c| cx.subject == Some(c.name.as_str())) {
+                continue;
+            }
             let mut evidence =
                 vec![EvidenceItem::new("sockets", format!("{} is bound", describe_listener(l)))];
             if let Some(p) = kit {
@@ -44,11 +53,6 @@ impl Rule for RootlesskitHolds {
                 ));
             }
             let uid = kit.map(|_| l.uid);
-            // Name the rootless container when the engine we talk to is that rootless engine.
-            let holder =
-                cx.evidence.docker.as_ref().filter(|d| d.rootless).and_then(|_| {
-                    cx.containers_binding().find(|(c, _)| c.state.holds_ports()).map(|(c, _)| c)
-                });
             if let Some(c) = holder {
                 evidence.push(EvidenceItem::new(
                     "docker",
