@@ -7,6 +7,7 @@
 pub mod docker;
 pub mod firewall;
 pub mod host;
+mod owners;
 pub mod procs;
 pub mod sockets;
 
