@@ -7,21 +7,23 @@
 //!
 //! 1. Docker's own processes first (daemons named by their pidfiles, their children, a rootless
 //!    daemon's rootlesskit): they hold every published port.
-//! 2. Every other process ordered by one `stat` of its /proc/PID/fd, which reports the number of
+//! 2. The 32 newest processes (by distance back from the last pid handed out) whose tables hold
+//!    at most 64 descriptors: a port taken lately is found without touching the rest.
+//! 3. Every other process ordered by one `stat` of its /proc/PID/fd, which reports the number of
 //!    open descriptors as its size (kernel 6.2+) and the process's effective uid as its owner:
 //!    processes whose uid is a queried socket's own uid (sock_diag reports it) first; processes
 //!    with only stdin, stdout and stderr open after the others (a listener is one of those only
 //!    for an inetd-style service); then smaller tables first, by powers of two, and the newest
 //!    process first within one (by distance back from the last pid handed out). On older
 //!    kernels the size is 0 and only the uid and age order remain.
-//! 3. Those are read on a few threads, and the search stops the moment every socket has an owner.
+//! 4. Those are read on a few threads, and the search stops the moment every socket has an owner.
 //!    The first pass skips descriptors 0-2 (a listener is there only for an inetd-style service);
 //!    a second pass reads just those three of each process if a socket is still unowned.
 //!    Reading one process stops there too: its descriptors are listed in fd order and a listener
 //!    usually has a low number, so a busy server holding the port costs a few links, not 11,000.
 //!    pid 1 does not end the search: init holds every socket it activates for a service, and the
 //!    service is the owner worth naming.
-//! 4. Forks share a socket (a prefork server's workers, a service and the init that activated it):
+//! 5. Forks share a socket (a prefork server's workers, a service and the init that activated it):
 //!    the parent chain of each owner, and the children of each owner (except init's), are read in
 //!    full, so every process of a fork family is listed.
 //!
@@ -49,6 +51,10 @@ const INIT: u32 = 1;
 const MAX_READERS: usize = 4;
 /// Below this many candidates one reader is quicker than starting threads.
 const PARALLEL_FROM: usize = 64;
+/// How many of the newest processes are read before every process is stat'ed and ordered.
+const RECENT: usize = 32;
+/// The largest table the newest-first look reads (a larger one waits for the ordered pass).
+const SMALL_TABLE: i64 = 64;
 
 /// What was read of one process: the queried sockets it holds (by slot) and whether its whole
 /// table was read (an early stop may leave later descriptors unread).
@@ -77,8 +83,24 @@ pub(crate) fn find(proc_root: &Path, inodes: &[u64], uids: &[u32]) -> Result<Vec
         search.read_and_record(pid, false);
     }
     if search.unfound.load(Ordering::SeqCst) > 0 {
-        let candidates = candidates(&proc_dir, proc_root, uids, &docker_side)?;
-        search.run(&candidates);
+        let clock = PidClock::read(proc_root);
+        let mut pids = list_pids(proc_root, &docker_side)?;
+        pids.sort_by_key(|&p| clock.age(p));
+        // The newest few processes with small tables, before one stat of every process: a port
+        // taken lately is found without touching the rest of a busy host.
+        let recent: Vec<u32> = if sized(&proc_dir) {
+            pids.iter().take(RECENT).copied().filter(|&p| small_table(&proc_dir, p)).collect()
+        } else {
+            Vec::new()
+        };
+        search.run_pass(&recent, Descriptors::AboveStandard);
+        if search.unfound.load(Ordering::SeqCst) > 0 {
+            let rest: Vec<u32> = pids.into_iter().filter(|p| !recent.contains(p)).collect();
+            let ordered = order(&proc_dir, &rest, uids, &clock);
+            search.run_pass(&ordered, Descriptors::AboveStandard);
+            let every: Vec<u32> = recent.iter().chain(&ordered).copied().collect();
+            search.run_pass(&every, Descriptors::Standard);
+        }
     }
     search.fork_family(proc_root);
     let read = search.read.into_inner().expect("no reader panicked");
@@ -125,14 +147,8 @@ impl Search<'_> {
         }
     }
 
-    /// Read `order` on a few threads until every socket has an owner: descriptors above 2 first,
-    /// then, if a socket is still unowned, stdin, stdout and stderr of each.
-    fn run(&self, order: &[u32]) {
-        for which in [Descriptors::AboveStandard, Descriptors::Standard] {
-            self.run_pass(order, which);
-        }
-    }
-
+    /// Read `order` (the descriptors `which` names) on a few threads until every socket has an
+    /// owner.
     fn run_pass(&self, order: &[u32], which: Descriptors) {
         let next = AtomicUsize::new(0);
         let reader = || {
@@ -204,27 +220,57 @@ impl Search<'_> {
     }
 }
 
-/// Every process but Docker's side, likeliest and cheapest first (see the module doc).
-fn candidates(proc_dir: &OwnedFd, proc_root: &Path, uids: &[u32], skip: &[u32]) -> Result<Vec<u32>, String> {
+/// Every pid under the proc root but those in `skip`.
+fn list_pids(proc_root: &Path, skip: &[u32]) -> Result<Vec<u32>, String> {
     let entries = std::fs::read_dir(proc_root)
         .map_err(|e| format!("cannot read {}: {e}; run as root or mount procfs", proc_root.display()))?;
-    let pids: Vec<u32> = entries
+    Ok(entries
         .flatten()
         .filter_map(|e| procs::pid_of(e.file_name().as_bytes()))
         .filter(|pid| !skip.contains(pid))
-        .collect();
-    let sized = statat(proc_dir, "self/fd", AtFlags::empty()).is_ok_and(|s| s.st_size > 0);
-    // Pids are handed out cyclically up to pid_max: the distance back from the last one given
-    // out orders processes by age, across a wrap too (a process that outlived a whole cycle looks
-    // younger than it is; the order is a prior, not a proof).
-    let read_number = |name: &str| -> Option<u32> {
-        std::fs::read_to_string(proc_root.join("sys/kernel").join(name)).ok()?.trim().parse().ok()
-    };
-    let (last, max) = match (read_number("ns_last_pid"), read_number("pid_max")) {
-        (Some(l), Some(m)) if m > 0 => (l, m),
-        _ => (u32::MAX, u32::MAX),
-    };
-    let age = |pid: u32| (u64::from(last) + u64::from(max) - u64::from(pid)) % u64::from(max.max(1));
+        .collect())
+}
+
+/// Whether `stat` of /proc/PID/fd reports the number of open descriptors (kernel 6.2+): it does
+/// when ours is not 0.
+fn sized(proc_dir: &OwnedFd) -> bool {
+    statat(proc_dir, "self/fd", AtFlags::empty()).is_ok_and(|s| s.st_size > 0)
+}
+
+/// A table of at most `SMALL_TABLE` descriptors, and at least one.
+fn small_table(proc_dir: &OwnedFd, pid: u32) -> bool {
+    statat(proc_dir, FdDirName::default().fd_dir(pid), AtFlags::empty())
+        .is_ok_and(|st| (1..=SMALL_TABLE).contains(&st.st_size))
+}
+
+/// Pids are handed out cyclically up to pid_max: the distance back from the last one given out
+/// orders processes by age, across a wrap too (a process that outlived a whole cycle looks
+/// younger than it is; the order is a prior, not a proof).
+struct PidClock {
+    last: u64,
+    max: u64,
+}
+
+impl PidClock {
+    fn read(proc_root: &Path) -> Self {
+        let number = |name: &str| -> Option<u64> {
+            std::fs::read_to_string(proc_root.join("sys/kernel").join(name)).ok()?.trim().parse().ok()
+        };
+        match (number("ns_last_pid"), number("pid_max")) {
+            (Some(last), Some(max)) if max > 0 => Self { last, max },
+            // Without them (a fixture tree): the highest pid is the newest.
+            _ => Self { last: u64::from(u32::MAX), max: u64::from(u32::MAX) + 1 },
+        }
+    }
+
+    fn age(&self, pid: u32) -> u64 {
+        (self.last + self.max - u64::from(pid) % self.max) % self.max
+    }
+}
+
+/// `pids` likeliest and cheapest first (see the module doc).
+fn order(proc_dir: &OwnedFd, pids: &[u32], uids: &[u32], clock: &PidClock) -> Vec<u32> {
+    let sized = sized(proc_dir);
     let uids: BTreeSet<u32> = uids.iter().copied().collect();
     let key = |&pid: &u32| -> Option<(bool, bool, u32, u64, u32)> {
         let st = statat(proc_dir, FdDirName::default().fd_dir(pid), AtFlags::empty()).ok()?;
@@ -241,7 +287,7 @@ fn candidates(proc_dir: &OwnedFd, proc_root: &Path, uids: &[u32], skip: &[u32]) 
         // dominate); within one, the newest process first: a port someone is fighting over was
         // more often taken by something started lately than by a process as old as the host.
         let size_class = if sized { fds.ilog2() } else { 0 };
-        Some((!uids.contains(&st.st_uid), standard_only, size_class, age(pid), pid))
+        Some((!uids.contains(&st.st_uid), standard_only, size_class, clock.age(pid), pid))
     };
     // One stat each; on a host with thousands of processes that too is worth two threads.
     let mut keyed: Vec<(bool, bool, u32, u64, u32)> = if pids.len() < PARALLEL_FROM {
@@ -256,7 +302,7 @@ fn candidates(proc_dir: &OwnedFd, proc_root: &Path, uids: &[u32], skip: &[u32]) 
         })
     };
     keyed.sort_unstable();
-    Ok(keyed.into_iter().map(|(.., pid)| pid).collect())
+    keyed.into_iter().map(|(.., pid)| pid).collect()
 }
 
 /// `PID/fd` relative to the proc root, built on the stack.
@@ -452,7 +498,7 @@ mod tests {
             unfound: AtomicUsize::new(1),
             read: Mutex::new(BTreeMap::new()),
         };
-        search.run(&[1, 30, 60]);
+        search.run_pass(&[1, 30, 60], Descriptors::AboveStandard);
         assert_eq!(search.unfound.load(Ordering::SeqCst), 0);
         let read = search.read.lock().unwrap();
         assert_eq!(read.keys().copied().collect::<Vec<_>>(), vec![1, 30, 60], "every table up to 60 read");
