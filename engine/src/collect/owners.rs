@@ -7,15 +7,15 @@
 //!
 //! 1. Docker's own processes first (daemons named by their pidfiles, their children, a rootless
 //!    daemon's rootlesskit): they hold every published port.
-//! 2. The 32 newest processes (by distance back from the last pid handed out) whose tables hold
-//!    at most 64 descriptors: a port taken lately is found without touching the rest.
-//! 3. Every other process ordered by one `stat` of its /proc/PID/fd, which reports the number of
-//!    open descriptors as its size (kernel 6.2+) and the process's effective uid as its owner:
-//!    processes whose uid is a queried socket's own uid (sock_diag reports it) first; processes
-//!    with only stdin, stdout and stderr open after the others (a listener is one of those only
-//!    for an inetd-style service); then smaller tables first, by powers of two, and the newest
-//!    process first within one (by distance back from the last pid handed out). On older
-//!    kernels the size is 0 and only the uid and age order remain.
+//! 2. Every other process newest first (by distance back from the last pid handed out), with
+//!    one `stat` of its /proc/PID/fd, which reports the number of open descriptors as its size
+//!    (kernel 6.2+) and the process's effective uid as its owner. A likely table is read at once:
+//!    its uid is a queried socket's own uid (sock_diag reports it), it has more than stdin,
+//!    stdout and stderr (a listener is one of those only for an inetd-style service) and at most
+//!    64 descriptors. So a port taken lately costs the processes newer than its holder.
+//! 3. The others, deferred, are read after that in order: the socket's uid first, standard-only
+//!    tables last, smaller tables first by powers of two, the newest first within one. On older
+//!    kernels the size is 0: everything is deferred and only the uid and age order remain.
 //! 4. Those are read on a few threads, and the search stops the moment every socket has an owner.
 //!    The first pass skips descriptors 0-2 (a listener is there only for an inetd-style service);
 //!    a second pass reads just those three of each process if a socket is still unowned.
@@ -51,10 +51,12 @@ const INIT: u32 = 1;
 const MAX_READERS: usize = 4;
 /// Below this many candidates one reader is quicker than starting threads.
 const PARALLEL_FROM: usize = 64;
-/// How many of the newest processes are read before every process is stat'ed and ordered.
-const RECENT: usize = 32;
-/// The largest table the newest-first look reads (a larger one waits for the ordered pass).
-const SMALL_TABLE: i64 = 64;
+/// The largest table the newest-first walk reads at once (a larger one waits for the ordered pass).
+const SMALL_TABLE: u64 = 64;
+
+/// (not of a socket's uid, only standard descriptors, size class, age rank, pid): the order of
+/// the deferred pass.
+type OrderKey = (bool, bool, u32, usize, u32);
 
 /// What was read of one process: the queried sockets it holds (by slot) and whether its whole
 /// table was read (an early stop may leave later descriptors unread).
@@ -84,22 +86,15 @@ pub(crate) fn find(proc_root: &Path, inodes: &[u64], uids: &[u32]) -> Result<Vec
     }
     if search.unfound.load(Ordering::SeqCst) > 0 {
         let clock = PidClock::read(proc_root);
-        let mut pids = list_pids(proc_root, &docker_side)?;
-        pids.sort_by_key(|&p| clock.age(p));
-        // The newest few processes with small tables, before one stat of every process: a port
-        // taken lately is found without touching the rest of a busy host.
-        let recent: Vec<u32> = if sized(&proc_dir) {
-            pids.iter().take(RECENT).copied().filter(|&p| small_table(&proc_dir, p)).collect()
-        } else {
-            Vec::new()
-        };
-        search.run_pass(&recent, Descriptors::AboveStandard);
+        let mut by_age = list_pids(proc_root, &docker_side)?;
+        by_age.sort_by_key(|&p| clock.age(p));
+        let uids: BTreeSet<u32> = uids.iter().copied().collect();
+        let mut deferred = search.newest_first(&by_age, &uids, sized(&proc_dir));
         if search.unfound.load(Ordering::SeqCst) > 0 {
-            let rest: Vec<u32> = pids.into_iter().filter(|p| !recent.contains(p)).collect();
-            let ordered = order(&proc_dir, &rest, uids, &clock);
+            deferred.sort_unstable();
+            let ordered: Vec<u32> = deferred.into_iter().map(|(.., pid)| pid).collect();
             search.run_pass(&ordered, Descriptors::AboveStandard);
-            let every: Vec<u32> = recent.iter().chain(&ordered).copied().collect();
-            search.run_pass(&every, Descriptors::Standard);
+            search.run_pass(&by_age, Descriptors::Standard);
         }
     }
     search.fork_family(proc_root);
@@ -145,6 +140,56 @@ impl Search<'_> {
         if pid != INIT && !self.found[slot].swap(true, Ordering::SeqCst) {
             self.unfound.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    /// Go through `by_age`, newest first, on a few threads, with one `stat` of each table: a likely
+    /// one (of a socket's uid, more than the three standard descriptors, at most `SMALL_TABLE`)
+    /// is read at once, any other is deferred with its ordering key (see the module doc). Stops
+    /// when every socket has an owner, so a port taken lately costs the processes newer than its
+    /// holder, not the whole host.
+    fn newest_first(&self, by_age: &[u32], uids: &BTreeSet<u32>, sized: bool) -> Vec<OrderKey> {
+        let next = AtomicUsize::new(0);
+        let deferred = Mutex::new(Vec::new());
+        let reader = || {
+            while self.unfound.load(Ordering::SeqCst) > 0 {
+                let rank = next.fetch_add(1, Ordering::SeqCst);
+                let Some(&pid) = by_age.get(rank) else { break };
+                let Ok(st) = statat(self.proc_dir, FdDirName::default().fd_dir(pid), AtFlags::empty()) else {
+                    continue;
+                };
+                let fds = if sized { st.st_size.max(0) as u64 } else { 0 };
+                // Kernel threads and zombies hold no descriptors.
+                if sized && fds == 0 {
+                    continue;
+                }
+                let uid_miss = !uids.contains(&st.st_uid);
+                // Only stdin, stdout and stderr: a listener is one of those only for an
+                // inetd-style service, so such processes (a busy host's sleepers, shells'
+                // children) come after the others.
+                let standard_only = sized && fds <= 3;
+                if sized && !uid_miss && !standard_only && fds <= SMALL_TABLE {
+                    self.read_part(pid, false, Descriptors::AboveStandard);
+                } else {
+                    // Tables within a power of two cost about the same to read; within one, the
+                    // newest first.
+                    let size_class = if sized { fds.ilog2() } else { 0 };
+                    let key = (uid_miss, standard_only, size_class, rank, pid);
+                    deferred.lock().expect("no reader panicked").push(key);
+                }
+            }
+        };
+        let threads = if by_age.len() < PARALLEL_FROM {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_READERS)
+        };
+        std::thread::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(reader);
+            }
+            reader();
+        });
+        deferred.into_inner().expect("no reader panicked")
     }
 
     /// Read `order` (the descriptors `which` names) on a few threads until every socket has an
@@ -237,12 +282,6 @@ fn sized(proc_dir: &OwnedFd) -> bool {
     statat(proc_dir, "self/fd", AtFlags::empty()).is_ok_and(|s| s.st_size > 0)
 }
 
-/// A table of at most `SMALL_TABLE` descriptors, and at least one.
-fn small_table(proc_dir: &OwnedFd, pid: u32) -> bool {
-    statat(proc_dir, FdDirName::default().fd_dir(pid), AtFlags::empty())
-        .is_ok_and(|st| (1..=SMALL_TABLE).contains(&st.st_size))
-}
-
 /// Pids are handed out cyclically up to pid_max: the distance back from the last one given out
 /// orders processes by age, across a wrap too (a process that outlived a whole cycle looks
 /// younger than it is; the order is a prior, not a proof).
@@ -266,43 +305,6 @@ impl PidClock {
     fn age(&self, pid: u32) -> u64 {
         (self.last + self.max - u64::from(pid) % self.max) % self.max
     }
-}
-
-/// `pids` likeliest and cheapest first (see the module doc).
-fn order(proc_dir: &OwnedFd, pids: &[u32], uids: &[u32], clock: &PidClock) -> Vec<u32> {
-    let sized = sized(proc_dir);
-    let uids: BTreeSet<u32> = uids.iter().copied().collect();
-    let key = |&pid: &u32| -> Option<(bool, bool, u32, u64, u32)> {
-        let st = statat(proc_dir, FdDirName::default().fd_dir(pid), AtFlags::empty()).ok()?;
-        let fds = if sized { st.st_size as u64 } else { 0 };
-        // Kernel threads and zombies hold no descriptors.
-        if sized && fds == 0 {
-            return None;
-        }
-        // Only stdin, stdout and stderr: a listener is one of those only for an inetd-style
-        // service, so such processes (a busy host's sleepers, shells' children) come after the
-        // others.
-        let standard_only = sized && fds <= 3;
-        // Tables within a power of two cost about the same to read (the per-process calls
-        // dominate); within one, the newest process first: a port someone is fighting over was
-        // more often taken by something started lately than by a process as old as the host.
-        let size_class = if sized { fds.ilog2() } else { 0 };
-        Some((!uids.contains(&st.st_uid), standard_only, size_class, clock.age(pid), pid))
-    };
-    // One stat each; on a host with thousands of processes that too is worth two threads.
-    let mut keyed: Vec<(bool, bool, u32, u64, u32)> = if pids.len() < PARALLEL_FROM {
-        pids.iter().filter_map(key).collect()
-    } else {
-        let (a, b) = pids.split_at(pids.len() / 2);
-        std::thread::scope(|s| {
-            let other = s.spawn(|| b.iter().filter_map(key).collect::<Vec<_>>());
-            let mut mine: Vec<_> = a.iter().filter_map(key).collect();
-            mine.extend(other.join().expect("a stat thread panicked"));
-            mine
-        })
-    };
-    keyed.sort_unstable();
-    keyed.into_iter().map(|(.., pid)| pid).collect()
 }
 
 /// `PID/fd` relative to the proc root, built on the stack.
