@@ -581,7 +581,19 @@ fn sweep_containers(host: Option<&str>) {
     };
     let ids: Vec<&str> = ids.split_whitespace().collect();
     if !ids.is_empty() {
-        let _ = quiet(docker(host).args(["rm", "-f"]).args(&ids));
+        // Bounded: a daemon that stops answering (seen once here, with every container lock held)
+        // must not hang the cleanup; the next run sweeps what is left by label.
+        let mut rm = Command::new("timeout");
+        rm.args(["120", "docker", "rm", "-f"]).args(&ids);
+        if let Some(h) = host {
+            rm.env("DOCKER_HOST", h);
+        }
+        if quiet(&mut rm).is_err() {
+            eprintln!(
+                "docker rm -f of {} bench containers failed or timed out; the next run sweeps them",
+                ids.len()
+            );
+        }
     }
 }
 
