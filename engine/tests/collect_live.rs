@@ -178,8 +178,66 @@ fn netns_of_own_pid_sees_the_same_sockets() {
     let found = sockets::collect_in_netns_of(Path::new(PROC), me, p6).expect("collect_in_netns_of");
     let l = one(&found, Proto::Tcp, "::1");
     assert_eq!(l.netns, format!("rootlesskit(pid {me})"));
-    assert_eq!(l.v6only, None, "read from /proc/PID/net, which has no v6only");
+    assert_eq!(l.v6only, Some(true), "read with sock_diag from inside the namespace, which knows v6only");
     assert_owned_by_me(l);
+}
+
+/// Children of `pid`, waiting up to 5 s for at least `want` of them.
+fn children_of(pid: u32, want: usize) -> Vec<u32> {
+    for _ in 0..100 {
+        let kids: Vec<u32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if kids.len() >= want {
+            return kids;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("pid {pid} did not start {want} child process(es) within 5 s");
+}
+
+#[test]
+fn a_socket_shared_by_fork_lists_every_process_holding_it() {
+    use std::os::fd::AsRawFd;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = port_of(listener.local_addr());
+    // Let the listener survive exec, as a prefork server's socket does: `sh` and the `sleep` it
+    // forks both inherit it.
+    // SAFETY: fcntl on a descriptor this test owns.
+    assert_eq!(unsafe { libc::fcntl(listener.as_raw_fd(), libc::F_SETFD, 0) }, 0);
+    let mut sh = Command::new("sh").args(["-c", "sleep 30 & wait"]).spawn().expect("spawn sh");
+    let sleep = children_of(sh.id(), 1)[0];
+    let found = sockets::collect(Path::new(PROC), port).expect("collect");
+    let _ = Command::new("kill").arg(sleep.to_string()).status();
+    let _ = sh.kill();
+    let _ = sh.wait();
+    let l = one(&found, Proto::Tcp, "127.0.0.1");
+    let mut pids: Vec<u32> = l.owners.iter().map(|o| o.pid).collect();
+    pids.sort_unstable();
+    let mut want = vec![std::process::id(), sh.id(), sleep];
+    want.sort_unstable();
+    assert_eq!(pids, want, "the test, its sh and the sh's sleep all hold the socket: {:?}", l.owners);
+}
+
+#[test]
+fn a_socket_of_a_process_with_ten_thousand_descriptors_is_found() {
+    // SAFETY: getrlimit/setrlimit on a local struct; raising the soft limit to the hard one.
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+    let files: Vec<std::fs::File> = (0..10_000)
+        .map(|_| std::fs::File::open("/dev/null").expect("open /dev/null (NOFILE >= 10k?)"))
+        .collect();
+    // Bound after the 10,000 files, so the socket sits at the end of the table.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let found = sockets::collect(Path::new(PROC), port_of(listener.local_addr())).expect("collect");
+    assert_eq!(files.len(), 10_000);
+    assert_owned_by_me(one(&found, Proto::Tcp, "127.0.0.1"));
 }
 
 #[test]

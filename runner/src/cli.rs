@@ -67,9 +67,13 @@ pub enum Command {
         /// Cells run in parallel.
         #[arg(long, default_value_t = 2)]
         jobs: usize,
-        /// Run only shard I of N (1-based), e.g. `--shard 2/4`.
+        /// Run only shard I of N (1-based), e.g. `--shard 2/4`, balanced by recorded cell times.
         #[arg(long, value_parser = matrix::parse_shard)]
         shard: Option<(usize, usize)>,
+        /// Cell times to balance shards by: a results.json or ci/timings.json (the default when
+        /// found); cells not in it count as the median.
+        #[arg(long)]
+        timings: Option<PathBuf>,
         /// Print results.json on stdout.
         #[arg(long)]
         json: bool,
@@ -114,9 +118,10 @@ pub enum Command {
     Gc,
     /// Check every scenario file (no Docker needed).
     Validate,
-    /// Render a report folder from an existing results.json.
+    /// Render a report folder from results.json files; several (shards) are merged into one.
     Report {
-        results: PathBuf,
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
         #[arg(long)]
         out: PathBuf,
         #[arg(long)]
@@ -238,11 +243,25 @@ pub async fn main(cli: Cli) -> Result<(), LabError> {
             println!("{} scenario files valid", all.len());
             Ok(())
         }
-        Command::Run { filter, jobs, shard, json, report: report_dir, junit, keep } => {
+        Command::Run { filter, jobs, shard, timings, json, report: report_dir, junit, keep } => {
             let scenarios = scenario::select(&paths.scenarios(), &filter.scenarios)
                 .map_err(|e| LabError::BadInput(e.to_string()))?;
             let catalog = engines(paths)?;
-            let sel = Selection { engines: filter.engines.clone(), backends: filter.backends.clone(), shard };
+            let timings = match (shard, timings) {
+                (None, _) => None,
+                (Some(_), Some(path)) => Some(path),
+                (Some(_), None) => Some(find_up(crate::shard::DEFAULT_TIMINGS)).filter(|p| p.exists()),
+            };
+            let timings = timings
+                .map(|p| crate::shard::read_timings(&p))
+                .transpose()
+                .map_err(|e| LabError::BadInput(e.to_string()))?;
+            let sel = Selection {
+                engines: filter.engines.clone(),
+                backends: filter.backends.clone(),
+                shard,
+                timings,
+            };
             let plans =
                 matrix::plan(&scenarios, &catalog, &sel).map_err(|e| LabError::BadInput(e.to_string()))?;
             let portwhy_bin = paths.portwhy_bin()?;
@@ -282,7 +301,8 @@ pub async fn main(cli: Cli) -> Result<(), LabError> {
                 .map_err(|e| LabError::BadInput(e.to_string()))?;
             let query = scenarios.first().map(|s| s.port.to_string()).unwrap_or_default();
             let catalog = engines(paths)?;
-            let sel = Selection { engines: vec![engine], backends: vec![backend], shard: None };
+            let sel =
+                Selection { engines: vec![engine], backends: vec![backend], shard: None, timings: None };
             let mut plans =
                 matrix::plan(&scenarios, &catalog, &sel).map_err(|e| LabError::BadInput(e.to_string()))?;
             plans.truncate(1);
@@ -385,8 +405,16 @@ pub async fn main(cli: Cli) -> Result<(), LabError> {
             Ok(())
         }
         Command::Report { results, out, junit } => {
-            let r = report::read_results(&results).map_err(|e| LabError::BadInput(e.to_string()))?;
+            let merging = results.len() > 1;
+            let mut parts = Vec::new();
+            for path in results {
+                let r = report::read_results(&path).map_err(|e| LabError::BadInput(e.to_string()))?;
+                parts.push((path, r));
+            }
+            let r = crate::shard::merge(parts).map_err(|e| LabError::BadInput(e.to_string()))?;
             report::write_folder(&out, &r).map_err(|e| LabError::BadInput(e.to_string()))?;
+            // Merged shards also get their one JUnit file beside the page.
+            let junit = junit.or_else(|| merging.then(|| out.join("junit.xml")));
             if let Some(j) = junit {
                 std::fs::write(&j, report::junit::render(&r))
                     .map_err(|e| LabError::BadInput(format!("{}: {e}", j.display())))?;

@@ -32,8 +32,11 @@ pub struct Selection {
     /// Engine names or version prefixes; empty = every engine in the catalogue.
     pub engines: Vec<String>,
     pub backends: Vec<BackendName>,
-    /// `(index, count)`, 1-based index: keep every cell whose position modulo `count` is `index - 1`.
+    /// `(index, count)`, 1-based index: keep the cells of shard `index` out of `count`.
     pub shard: Option<(usize, usize)>,
+    /// Recorded cell times: shards are balanced by them (`shard::balance`). Without them, every
+    /// cell whose position modulo `count` is `index - 1`.
+    pub timings: Option<crate::shard::Timings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +104,14 @@ pub fn plan(
         }
     }
     if let Some((i, n)) = sel.shard {
-        cells = cells.into_iter().enumerate().filter(|(k, _)| k % n == i - 1).map(|(_, c)| c).collect();
+        cells = match &sel.timings {
+            Some(timings) => {
+                let ids: Vec<CellId> = cells.iter().map(CellPlan::id).collect();
+                let shard_of = crate::shard::balance(&ids, timings, n);
+                cells.into_iter().zip(shard_of).filter(|(_, s)| *s == i - 1).map(|(c, _)| c).collect()
+            }
+            None => cells.into_iter().enumerate().filter(|(k, _)| k % n == i - 1).map(|(_, c)| c).collect(),
+        };
     }
     if cells.is_empty() {
         return Err(PlanError::Empty);

@@ -32,7 +32,7 @@ async fn live_matrix_passes_and_matches_snapshots() {
     let scenarios = scenario::select(&root.join("scenarios"), &list("PORTWHY_LAB_SCENARIO"))
         .unwrap_or_else(|e| panic!("{e}"));
     let engines = portwhy_harness::load_catalog(&root.join("engines.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let sel = Selection { engines: list("PORTWHY_LAB_ENGINE"), backends: vec![], shard: None };
+    let sel = Selection { engines: list("PORTWHY_LAB_ENGINE"), backends: vec![], shard: None, timings: None };
     let plans = matrix::plan(&scenarios, &engines, &sel).unwrap_or_else(|e| panic!("{e}"));
     let paths = portwhy_lab::cli::Paths {
         catalog: None,

@@ -145,7 +145,12 @@ fn shards_partition_the_matrix() {
     let only = matrix::plan(
         &scenarios,
         &engines,
-        &Selection { engines: vec!["28".into()], backends: vec![scenario::BackendName::Legacy], shard: None },
+        &Selection {
+            engines: vec!["28".into()],
+            backends: vec![scenario::BackendName::Legacy],
+            shard: None,
+            timings: None,
+        },
     )
     .unwrap();
     assert!(only

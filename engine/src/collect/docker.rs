@@ -340,7 +340,7 @@ fn scan_processes(proc_root: &Path, rootless: bool) -> (Vec<ProxyProcess>, Optio
     let daemons = procs::docker_daemons(proc_root);
     let mut proxies: Vec<ProxyProcess> = daemons
         .iter()
-        .flat_map(|&(daemon, _)| procs::children(proc_root, daemon))
+        .flat_map(|&(daemon, rootless)| procs::daemon_children(proc_root, daemon, rootless))
         .filter(|&pid| procs::comm(proc_root, pid).as_deref() == Some("docker-proxy"))
         .filter_map(|pid| {
             let raw = fs::read(proc_root.join(pid.to_string()).join("cmdline")).ok()?;

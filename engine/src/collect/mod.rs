@@ -8,6 +8,7 @@ pub mod claims;
 pub mod docker;
 pub mod firewall;
 pub mod host;
+mod owners;
 pub mod procs;
 pub mod signals;
 pub mod sockets;

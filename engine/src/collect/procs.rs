@@ -66,6 +66,24 @@ pub fn children(proc_root: &Path, pid: u32) -> Vec<u32> {
     out
 }
 
+/// The processes a daemon starts that can hold a port: its children, and for a rootless daemon
+/// the docker-proxy below each `rootlesskit-docker-proxy` child (measured on 20.10.24 rootless:
+/// dockerd → rootlesskit-docker-proxy → docker-proxy).
+pub fn daemon_children(proc_root: &Path, daemon: u32, rootless: bool) -> Vec<u32> {
+    let mut out = children(proc_root, daemon);
+    if rootless {
+        let grandchildren: Vec<u32> = out
+            .iter()
+            // `comm` is cut at 15 bytes: `rootlesskit-doc`.
+            .filter(|&&c| comm(proc_root, c).is_some_and(|n| n.starts_with("rootlesskit-doc")))
+            .flat_map(|&c| children(proc_root, c))
+            .collect();
+        out.extend(grandchildren);
+        out.sort_unstable();
+    }
+    out
+}
+
 /// `comm` of one process.
 pub fn comm(proc_root: &Path, pid: u32) -> Option<String> {
     fs::read_to_string(proc_root.join(pid.to_string()).join("comm")).ok().map(|c| c.trim_end().to_owned())
@@ -85,13 +103,13 @@ pub fn docker_side(proc_root: &Path) -> Vec<u32> {
     let mut out = Vec::new();
     for (daemon, rootless) in docker_daemons(proc_root) {
         out.push(daemon);
-        out.extend(children(proc_root, daemon));
+        out.extend(daemon_children(proc_root, daemon, rootless));
         if rootless {
             let mut pid = daemon;
             // rootlesskit (host side, holds the ports) → rootlesskit child → dockerd.
             for _ in 0..2 {
                 match parent(proc_root, pid) {
-                    Some(p) if comm(proc_root, p).as_deref() == Some("rootlesskit") => {
+                    Some(p) if is_rootlesskit(proc_root, p) => {
                         out.push(p);
                         pid = p;
                     }
@@ -103,6 +121,14 @@ pub fn docker_side(proc_root: &Path) -> Vec<u32> {
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// rootlesskit by name, or by its executable: its child re-executes `/proc/self/exe`, so that
+/// one's `comm` is `exe` (measured with rootlesskit 1.1.0).
+fn is_rootlesskit(proc_root: &Path, pid: u32) -> bool {
+    comm(proc_root, pid).as_deref() == Some("rootlesskit")
+        || fs::read_link(proc_root.join(pid.to_string()).join("exe"))
+            .is_ok_and(|exe| exe.file_name().is_some_and(|n| n == "rootlesskit"))
 }
 
 /// A /proc entry name that is a pid.
@@ -139,6 +165,24 @@ mod tests {
             comm(root, me).as_deref(),
             Some(fs::read_to_string("/proc/self/comm").unwrap().trim_end())
         );
+    }
+
+    #[test]
+    fn rootlesskit_child_named_exe_is_recognised_by_its_executable() {
+        let root = tempfile::tempdir().unwrap();
+        for (pid, comm, exe) in [
+            ("7", "exe\n", "/usr/bin/rootlesskit"),
+            ("8", "exe\n", "/usr/bin/python3"),
+            ("9", "rootlesskit\n", "/x"),
+        ] {
+            fs::create_dir_all(root.path().join(pid)).unwrap();
+            fs::write(root.path().join(pid).join("comm"), comm).unwrap();
+            std::os::unix::fs::symlink(exe, root.path().join(pid).join("exe")).unwrap();
+        }
+        assert!(is_rootlesskit(root.path(), 7));
+        assert!(!is_rootlesskit(root.path(), 8));
+        assert!(is_rootlesskit(root.path(), 9));
+        assert!(!is_rootlesskit(root.path(), 10));
     }
 
     #[test]
