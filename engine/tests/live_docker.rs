@@ -136,9 +136,11 @@ fn live_orphaned_dnat_in_a_namespace() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["risk"] == "destructive")
+        .find(|r| r["purpose"] == "fix")
         .and_then(|r| r["command"].as_str())
         .expect("a deletion command");
+    // The first fix names the rule by its full specification, which stays right when rules move;
+    // deleting by line number is offered after it, as the destructive one.
     assert_eq!(fix, "iptables-nft -t nat -D PREROUTING -p tcp -m tcp --dport 18777 -j DNAT --to-destination 10.123.0.9:80");
     // The printed command really deletes that rule.
     assert!(sh(&format!("ip netns exec {ns} {fix}")).status.success());

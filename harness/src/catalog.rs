@@ -37,10 +37,83 @@ pub enum Recipe {
     /// A static tarball (`docker/dockerd`, `docker/docker`, `docker/containerd`, ...) laid over a
     /// Debian base of `base_suite` built without docker.io.
     Tarball {
-        /// Resolved against the catalogue file's directory when relative.
+        /// `docker-X.Y.Z.tgz` as Docker's download site serves it, or the folder it unpacks to
+        /// (`docker-X.Y.Z/`, holding `docker/`). Resolved against the catalogue file's directory
+        /// when relative; when the `.tgz` is absent, the folder of the same name without `.tgz` is used.
         path: PathBuf,
         base_suite: String,
+        /// Where a user downloads `path` (shown when it is absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+        /// `docker-rootless-extras-X.Y.Z.tgz` (or its folder): `dockerd-rootless.sh` and
+        /// `rootlesskit`, for rootless cells. Without it the engine runs rootful cells only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rootless_path: Option<PathBuf>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rootless_url: Option<String>,
     },
+}
+
+/// Why an engine of the catalogue cannot be built on this machine, and how to get it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Missing {
+    pub engine: String,
+    /// One sentence: what is absent and where to put it.
+    pub how_to_get: String,
+}
+
+impl EngineSpec {
+    /// `Err` when the engine's tarball is neither at its path nor unpacked beside it.
+    pub fn availability(&self) -> Result<(), Missing> {
+        match &self.recipe {
+            Recipe::Debian { .. } => Ok(()),
+            Recipe::Tarball { path, url, .. } => match existing(path) {
+                Some(_) => Ok(()),
+                None => Err(Missing {
+                    engine: self.name.clone(),
+                    how_to_get: format!(
+                        "{} is absent: download {} into {} (or unpack it there as {})",
+                        path.display(),
+                        url.as_deref().unwrap_or("the engine's static tarball"),
+                        path.parent().unwrap_or(Path::new(".")).display(),
+                        unpacked_dir(path).display()
+                    ),
+                }),
+            },
+        }
+    }
+
+    /// The engine's tarball or unpacked folder, whichever exists.
+    pub fn tarball(&self) -> Option<PathBuf> {
+        match &self.recipe {
+            Recipe::Tarball { path, .. } => existing(path),
+            Recipe::Debian { .. } => None,
+        }
+    }
+
+    /// The rootless extras' tarball or folder, whichever exists.
+    pub fn rootless_extras(&self) -> Option<PathBuf> {
+        match &self.recipe {
+            Recipe::Tarball { rootless_path: Some(p), .. } => existing(p),
+            _ => None,
+        }
+    }
+}
+
+/// `engines/docker-29.1.2.tgz` -> `engines/docker-29.1.2` (what `tar -xzf` into a folder of that
+/// name gives, and how Docker's own archives are named inside).
+pub fn unpacked_dir(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = name.strip_suffix(".tgz").or_else(|| name.strip_suffix(".tar.gz")).unwrap_or(&name);
+    path.with_file_name(stem)
+}
+
+fn existing(path: &Path) -> Option<PathBuf> {
+    if path.exists() {
+        return Some(path.to_path_buf());
+    }
+    let dir = unpacked_dir(path);
+    dir.is_dir().then_some(dir)
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,9 +154,11 @@ pub(crate) fn parse_catalog(text: &str, base: &Path) -> Result<Vec<EngineSpec>, 
                     return Err(format!("engine {:?}: a debian recipe needs a suite and packages", e.name));
                 }
             }
-            Recipe::Tarball { path, .. } => {
-                if path.is_relative() {
-                    *path = base.join(&*path);
+            Recipe::Tarball { path, rootless_path, .. } => {
+                for p in std::iter::once(path).chain(rootless_path.iter_mut()) {
+                    if p.is_relative() {
+                        *p = base.join(&*p);
+                    }
                 }
             }
         }
@@ -122,8 +197,35 @@ mod tests {
         let engines = parse_catalog(text, Path::new("/repo")).expect("parses");
         assert_eq!(
             engines[0].recipe,
-            Recipe::Tarball { path: "/repo/engines/docker-26.tgz".into(), base_suite: "bookworm".into() }
+            Recipe::Tarball {
+                path: "/repo/engines/docker-26.tgz".into(),
+                base_suite: "bookworm".into(),
+                url: None,
+                rootless_path: None,
+                rootless_url: None,
+            }
         );
+    }
+
+    #[test]
+    fn an_absent_tarball_says_where_to_put_it_and_an_unpacked_folder_counts() {
+        let dir = std::env::temp_dir().join(format!("portwhy-catalog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = r#"
+            [[engine]]
+            name = "static-29.1.2"
+            version = "29.1.2"
+            recipe = { kind = "tarball", path = "docker-29.1.2.tgz", base_suite = "bookworm", url = "https://download.docker.com/linux/static/stable/x86_64/docker-29.1.2.tgz" }
+        "#;
+        let e = parse_catalog(text, &dir).unwrap().remove(0);
+        let missing = e.availability().unwrap_err();
+        assert!(missing.how_to_get.contains("https://download.docker.com/"), "{missing:?}");
+        assert!(missing.how_to_get.contains(&dir.join("docker-29.1.2").display().to_string()), "{missing:?}");
+        assert_eq!(e.tarball(), None);
+        std::fs::create_dir_all(dir.join("docker-29.1.2/docker")).unwrap();
+        assert_eq!(e.availability(), Ok(()));
+        assert_eq!(e.tarball(), Some(dir.join("docker-29.1.2")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -42,28 +42,53 @@ const ROOTLESS_SOCKET: &str = "unix:///run/user/1000/docker.sock";
 /// How long the inner engine may take to answer after (re)start.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Which `iptables` the environment's alternatives point at when dockerd starts.
+/// Where dockerd writes its rules: through `iptables` (the alternative points at iptables-legacy or
+/// iptables-nft when dockerd starts), or natively into nftables (`firewall-backend: nftables`,
+/// Engine 29.0 and later; the user's `iptables` then is iptables-nft and sees none of Docker's rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FirewallMode {
     Legacy,
     Nft,
+    Nftables,
 }
 
 impl FirewallMode {
-    /// `legacy` / `nft`: the suffix of `/usr/sbin/iptables-<suffix>`.
+    /// `legacy` / `nft`: the suffix of `/usr/sbin/iptables-<suffix>` the alternative points at.
     pub fn suffix(self) -> &'static str {
         match self {
             FirewallMode::Legacy => "legacy",
-            FirewallMode::Nft => "nft",
+            FirewallMode::Nft | FirewallMode::Nftables => "nft",
         }
     }
 
-    /// The other backend.
+    /// The other `iptables` alternative (a split needs dockerd to use iptables at all).
     pub fn other(self) -> Self {
         match self {
             FirewallMode::Legacy => FirewallMode::Nft,
-            FirewallMode::Nft => FirewallMode::Legacy,
+            FirewallMode::Nft | FirewallMode::Nftables => FirewallMode::Legacy,
+        }
+    }
+
+    /// The first Engine with `firewall-backend: nftables`.
+    pub const NFTABLES_SINCE: &'static str = "29.0.0";
+}
+
+/// RootlessKit's port driver for a rootless dockerd (`DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RootlessPortDriver {
+    /// dockerd-rootless.sh's default.
+    #[default]
+    Builtin,
+    Slirp4netns,
+}
+
+impl RootlessPortDriver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Builtin => "builtin",
+            Self::Slirp4netns => "slirp4netns",
         }
     }
 }
@@ -93,8 +118,12 @@ pub struct EnvOptions {
     pub backend: FirewallMode,
     /// daemon.json `userland-proxy`.
     pub userland_proxy: bool,
-    /// Run dockerd rootless (user `rootless`, rootlesskit + slirp4netns; forky image only).
+    /// Run dockerd rootless (user `rootless`, rootlesskit + slirp4netns; forky's packages or a
+    /// tarball engine with its rootless extras).
     pub rootless: bool,
+    /// The rootless port driver (rootless only).
+    #[serde(default)]
+    pub rootless_port_driver: RootlessPortDriver,
     /// `--privileged --cgroupns private` (cgroup v2 CI runners) instead of the explicit capability set.
     pub privileged: bool,
     /// Re-enable IPv6 on lo/eth0 (the outer engine disables it) so `::1` and `[::]` listeners work.
@@ -110,6 +139,7 @@ impl Default for EnvOptions {
             backend: FirewallMode::Legacy,
             userland_proxy: true,
             rootless: false,
+            rootless_port_driver: RootlessPortDriver::Builtin,
             privileged: false,
             ipv6: false,
             daemon_json: serde_json::Value::Object(Default::default()),
@@ -238,6 +268,9 @@ impl Environment {
     async fn prepare(&self) -> Result<(), HarnessError> {
         let b = self.opts.backend.suffix();
         let mut daemon = serde_json::json!({ "userland-proxy": self.opts.userland_proxy });
+        if self.opts.backend == FirewallMode::Nftables {
+            daemon["firewall-backend"] = "nftables".into();
+        }
         if let (Some(d), Some(extra)) = (daemon.as_object_mut(), self.opts.daemon_json.as_object()) {
             for (k, v) in extra {
                 d.insert(k.clone(), v.clone());
@@ -278,15 +311,34 @@ impl Environment {
 
     fn rootless_start_script(&self) -> String {
         // rootlesskit needs a TUN device for slirp4netns; the environment has none by default.
-        // dockerd-rootless.sh sets up rootlesskit with the slirp4netns network and builtin port driver.
-        "[ -e /dev/net/tun ] || { mkdir -p /dev/net; mknod /dev/net/tun c 10 200; chmod 666 /dev/net/tun; }\n\
-         mkdir -p /run/user/1000 && chown rootless:rootless /run/user/1000 && chmod 700 /run/user/1000\n\
-         chown -R rootless:rootless /home/rootless/.config\n\
-         echo $$ > /run/portwhy/dockerd.pid\n\
-         exec setpriv --reuid=1000 --regid=1000 --init-groups env HOME=/home/rootless USER=rootless \
-         XDG_RUNTIME_DIR=/run/user/1000 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-         sh /usr/share/docker.io/contrib/dockerd-rootless.sh >>/var/log/dockerd.log 2>&1"
-            .to_string()
+        // dockerd-rootless.sh sets up rootlesskit with the slirp4netns network; the port driver is
+        // the environment's. A tarball engine's extras put the script in /usr/local/bin, Debian's
+        // docker.io in its contrib folder.
+        format!(
+            "[ -e /dev/net/tun ] || {{ mkdir -p /dev/net; mknod /dev/net/tun c 10 200; chmod 666 /dev/net/tun; }}\n\
+             mkdir -p /run/user/1000 && chown rootless:rootless /run/user/1000 && chmod 700 /run/user/1000\n\
+             chown -R rootless:rootless /home/rootless/.config\n\
+             script=/usr/local/bin/dockerd-rootless.sh\n\
+             [ -x $script ] || script=/usr/share/docker.io/contrib/dockerd-rootless.sh\n\
+             echo $$ > /run/portwhy/dockerd.pid\n\
+             exec setpriv --reuid=1000 --regid=1000 --init-groups env HOME=/home/rootless USER=rootless \
+             XDG_RUNTIME_DIR=/run/user/1000 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+             DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER={} \
+             sh $script >>/var/log/dockerd.log 2>&1",
+            self.opts.rootless_port_driver.as_str()
+        )
+    }
+
+    /// Restarts a rootless dockerd with another port driver (what a user does by editing the
+    /// systemd unit's environment): rewrites the start script, stops dockerd, starts it, waits.
+    pub async fn set_rootless_port_driver(&mut self, driver: RootlessPortDriver) -> Result<(), HarnessError> {
+        if !self.opts.rootless {
+            return Err(self.error("the port driver is a rootless setting; this environment is rootful"));
+        }
+        self.opts.rootless_port_driver = driver;
+        let script = self.rootless_start_script();
+        self.write_file("/run/portwhy/dockerd.sh", script.as_bytes(), 0o644).await?;
+        self.restart_dockerd().await
     }
 
     async fn start_dockerd(&self) -> Result<(), HarnessError> {

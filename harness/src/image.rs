@@ -14,8 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Instant;
 
+use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
-    CreateImageOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+    CommitContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    ListImagesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    TagImageOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -54,6 +57,8 @@ const TARBALL_BASE_PACKAGES: &[&str] = &[
     "conntrack",
     "busybox-static",
     "uidmap",
+    // Rootless cells: the extras carry rootlesskit and the script; slirp4netns comes from Debian.
+    "slirp4netns",
 ];
 
 /// Runs in a chroot of the fresh root filesystem. Its text is part of the recipe hash.
@@ -124,6 +129,11 @@ struct HashInput<'a> {
     recipe: Recipe,
     post_install: &'a str,
     tarball_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rootless_sha256: Option<String>,
+    /// A tarball engine is a layer over this base image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base: Option<String>,
 }
 
 /// The recipe hash: what is built, not where packages come from (the mirror is left out).
@@ -132,12 +142,24 @@ pub fn recipe_hash(spec: &EngineSpec) -> Result<String, HarnessError> {
         Recipe::Debian { suite, packages, .. } => {
             (Recipe::Debian { suite: suite.clone(), packages: packages.clone(), mirror: None }, None)
         }
-        Recipe::Tarball { path, base_suite } => {
-            let bytes = std::fs::read(path)
-                .map_err(HarnessError::io(format!("reading engine tarball {}", path.display())))?;
-            let sha = hex(&Sha256::digest(&bytes));
-            (Recipe::Tarball { path: PathBuf::new(), base_suite: base_suite.clone() }, Some(sha))
+        Recipe::Tarball { base_suite, .. } => {
+            let path = spec.tarball().ok_or_else(|| missing(spec))?;
+            let recipe = Recipe::Tarball {
+                path: PathBuf::new(),
+                base_suite: base_suite.clone(),
+                url: None,
+                rootless_path: None,
+                rootless_url: None,
+            };
+            (recipe, Some(content_sha256(&path)?))
         }
+    };
+    let (rootless_sha256, base) = match &spec.recipe {
+        Recipe::Tarball { base_suite, .. } => (
+            spec.rootless_extras().map(|p| content_sha256(&p)).transpose()?,
+            Some(recipe_hash(&base_spec(base_suite))?),
+        ),
+        Recipe::Debian { .. } => (None, None),
     };
     let input = HashInput {
         format: BUILD_FORMAT,
@@ -146,12 +168,63 @@ pub fn recipe_hash(spec: &EngineSpec) -> Result<String, HarnessError> {
         recipe,
         post_install: POST_INSTALL,
         tarball_sha256,
+        rootless_sha256,
+        base,
     };
     let json = serde_json::to_vec(&input).map_err(|e| HarnessError::ImageBuild {
         engine: spec.name.clone(),
         reason: format!("serialising recipe: {e}"),
     })?;
     Ok(hex(&Sha256::digest(&json)))
+}
+
+fn missing(spec: &EngineSpec) -> HarnessError {
+    let how = spec.availability().err().map(|m| m.how_to_get).unwrap_or_default();
+    HarnessError::ImageBuild { engine: spec.name.clone(), reason: how }
+}
+
+/// The base every tarball engine of `suite` is layered on: the suite without docker.io.
+fn base_spec(suite: &str) -> EngineSpec {
+    EngineSpec {
+        name: format!("base-{suite}"),
+        version: String::new(),
+        recipe: Recipe::Debian {
+            suite: suite.to_string(),
+            packages: TARBALL_BASE_PACKAGES.iter().map(|s| s.to_string()).collect(),
+            mirror: None,
+        },
+    }
+}
+
+/// sha256 of a file, or of a folder's files (relative path and bytes, in sorted order), so an
+/// unpacked tarball changes the hash exactly when a file in it changes.
+fn content_sha256(path: &Path) -> Result<String, HarnessError> {
+    let read_err = |p: &Path| HarnessError::io(format!("reading engine binaries {}", p.display()));
+    let mut h = Sha256::new();
+    if path.is_file() {
+        h.update(std::fs::read(path).map_err(read_err(path))?);
+        return Ok(hex(&h.finalize()));
+    }
+    let mut stack = vec![path.to_path_buf()];
+    let mut files = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(read_err(&dir))? {
+            let entry = entry.map_err(read_err(&dir))?;
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    for f in files {
+        h.update(f.strip_prefix(path).unwrap_or(&f).to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update(std::fs::read(&f).map_err(read_err(&f))?);
+    }
+    Ok(hex(&h.finalize()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -185,8 +258,17 @@ pub async fn ensure_image(
         return Ok(EngineImage { tag, recipe_hash: hash, engine: spec.clone() });
     }
     let started = Instant::now();
-    progress(&format!("{}: building {tag} (cold build, debootstrap takes 1-3 min)", spec.name));
-    build(docker, spec, &hash, &tag, progress).await?;
+    match &spec.recipe {
+        Recipe::Debian { .. } => {
+            progress(&format!("{}: building {tag} (cold build, debootstrap takes 1-3 min)", spec.name));
+            build(docker, spec, &hash, &tag, progress).await?;
+        }
+        Recipe::Tarball { base_suite, .. } => {
+            let base = Box::pin(ensure_image(docker, &base_spec(base_suite), progress)).await?;
+            progress(&format!("{}: building {tag} as a layer over {}", spec.name, base.tag));
+            build_layer(docker, spec, &base, &hash, &tag, progress).await?;
+        }
+    }
     progress(&format!("{}: built {tag} in {:.1}s", spec.name, started.elapsed().as_secs_f64()));
     Ok(EngineImage { tag, recipe_hash: hash, engine: spec.clone() })
 }
@@ -230,7 +312,14 @@ pub async fn list_images(docker: &Docker) -> Result<Vec<ImageInfo>, HarnessError
 
 /// Removes engine images whose recipe is not one of `keep`'s; returns what was removed.
 pub async fn prune_images(docker: &Docker, keep: &[EngineSpec]) -> Result<Vec<String>, HarnessError> {
-    let keep: Vec<String> = keep.iter().map(recipe_hash).collect::<Result<_, _>>()?;
+    let mut hashes = Vec::new();
+    for spec in keep.iter().filter(|s| s.availability().is_ok()) {
+        hashes.push(recipe_hash(spec)?);
+        if let Recipe::Tarball { base_suite, .. } = &spec.recipe {
+            hashes.push(recipe_hash(&base_spec(base_suite))?);
+        }
+    }
+    let keep = hashes;
     let mut removed = Vec::new();
     for img in list_images(docker).await? {
         if keep.contains(&img.recipe_hash) {
@@ -358,17 +447,14 @@ async fn build_in(
     progress: &dyn Fn(&str),
 ) -> Result<(), HarnessError> {
     let fail = |reason: String| HarnessError::ImageBuild { engine: spec.name.clone(), reason };
-    let (suite, packages, mirror, tarball) = match &spec.recipe {
+    let (suite, packages, mirror) = match &spec.recipe {
         Recipe::Debian { suite, packages, mirror } => {
-            (suite.clone(), packages.clone(), mirror_for(mirror.as_deref()), None)
+            (suite.clone(), packages.clone(), mirror_for(mirror.as_deref()))
         }
-        Recipe::Tarball { path, base_suite } => (
-            base_suite.clone(),
-            TARBALL_BASE_PACKAGES.iter().map(|s| s.to_string()).collect(),
-            mirror_for(None),
-            Some(path.clone()),
-        ),
+        Recipe::Tarball { .. } => return Err(fail("a tarball engine is built as a layer".into())),
     };
+    // A tarball base has no engine of its own to check.
+    let is_base = spec.version.is_empty();
     if which("debootstrap").is_none() {
         return Err(fail("debootstrap is not installed (apt-get install debootstrap)".into()));
     }
@@ -385,30 +471,26 @@ async fn build_in(
     progress(&format!("{}: debootstrap {suite} from {mirror}", spec.name));
     run_logged(cmd, &spec.name, progress).await.map_err(|e| fail(format!("debootstrap: {e}")))?;
 
-    if let Some(tarball) = &tarball {
-        let bin = root.join("usr/local/bin");
-        std::fs::create_dir_all(&bin).map_err(|e| fail(format!("creating {}: {e}", bin.display())))?;
-        let mut tar = Command::new("tar");
-        tar.arg("-xzf").arg(tarball).arg("-C").arg(&bin).arg("--strip-components=1");
-        progress(&format!("{}: unpacking {}", spec.name, tarball.display()));
-        run_logged(tar, &spec.name, progress).await.map_err(|e| fail(format!("unpacking tarball: {e}")))?;
-    }
-
     let mut post = Command::new("chroot");
     post.arg(root).arg("/bin/sh").arg("-c").arg(POST_INSTALL);
     run_logged(post, &spec.name, progress).await.map_err(|e| fail(format!("post-install: {e}")))?;
 
-    let reported = chroot_output(root, &["dockerd", "--version"]).await.map_err(fail)?;
-    let engine_version = parse_docker_version(&reported)
-        .ok_or_else(|| fail(format!("cannot read a version from `dockerd --version`: {reported}")))?;
-    if !version_matches(&engine_version, &spec.version) {
-        return Err(fail(format!(
-            "the suite installed Engine {engine_version}, the catalogue says {}: update engines.toml \
-             (Debian suites move)",
-            spec.version
-        )));
-    }
-    progress(&format!("{}: engine reports {engine_version}", spec.name));
+    let engine_version = if is_base {
+        String::new()
+    } else {
+        let reported = chroot_output(root, &["dockerd", "--version"]).await.map_err(fail)?;
+        let engine_version = parse_docker_version(&reported)
+            .ok_or_else(|| fail(format!("cannot read a version from `dockerd --version`: {reported}")))?;
+        if !version_matches(&engine_version, &spec.version) {
+            return Err(fail(format!(
+                "the suite installed Engine {engine_version}, the catalogue says {}: update engines.toml \
+                 (Debian suites move)",
+                spec.version
+            )));
+        }
+        progress(&format!("{}: engine reports {engine_version}", spec.name));
+        engine_version
+    };
 
     let mut query = vec!["dpkg-query", "-W", "-f", "${Package}=${Version}\\n"];
     query.extend(RECORDED_PACKAGES);
@@ -435,6 +517,195 @@ async fn build_in(
         return Err(fail(format!("imported {tag} but it does not carry {LABEL_RECIPE}={hash}")));
     }
     Ok(())
+}
+
+/// A tarball engine: its binaries (and the rootless extras) copied into /usr/local/bin of a
+/// container of the base image, committed. Only the binaries move, so a cold layer takes seconds
+/// and every tarball engine of a suite shares one debootstrap.
+async fn build_layer(
+    docker: &Docker,
+    spec: &EngineSpec,
+    base: &EngineImage,
+    hash: &str,
+    tag: &str,
+    progress: &dyn Fn(&str),
+) -> Result<(), HarnessError> {
+    let fail = |reason: String| HarnessError::ImageBuild { engine: spec.name.clone(), reason };
+    let scratch = std::env::temp_dir().join(format!("portwhy-layer-{}-{}", spec.name, &hash[..12]));
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch)
+            .map_err(|e| fail(format!("clearing {}: {e}", scratch.display())))?;
+    }
+    std::fs::create_dir_all(&scratch).map_err(|e| fail(format!("creating {}: {e}", scratch.display())))?;
+    let result = layer_in(docker, spec, base, hash, tag, &scratch, progress).await.map_err(fail);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+async fn layer_in(
+    docker: &Docker,
+    spec: &EngineSpec,
+    base: &EngineImage,
+    hash: &str,
+    tag: &str,
+    scratch: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<(), String> {
+    let tarball = spec.tarball().ok_or_else(|| missing(spec).to_string())?;
+    let engine = binaries(&tarball, "docker", "dockerd", &scratch.join("engine"), progress).await?;
+    let extras = match spec.rootless_extras() {
+        Some(p) => Some(
+            binaries(&p, "docker-rootless-extras", "rootlesskit", &scratch.join("extras"), progress).await?,
+        ),
+        None => None,
+    };
+    // The static dockerd runs on the host as well: its version is checked before anything is built.
+    let out = Command::new(engine.join("dockerd"))
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("running {}/dockerd --version: {e}", engine.display()))?;
+    let reported = String::from_utf8_lossy(&out.stdout);
+    let engine_version = parse_docker_version(&reported)
+        .ok_or_else(|| format!("cannot read a version from `dockerd --version`: {reported}"))?;
+    if !version_matches(&engine_version, &spec.version) {
+        return Err(format!(
+            "{} holds Engine {engine_version}, the catalogue says {}: fix engines.toml or the file",
+            tarball.display(),
+            spec.version
+        ));
+    }
+    progress(&format!("{}: engine reports {engine_version}", spec.name));
+
+    let name = format!("portwhy-layer-{}-{}", spec.name, &hash[..12]);
+    let force = RemoveContainerOptionsBuilder::new().force(true).build();
+    // A crashed earlier build may have left its container behind.
+    let _ = docker.remove_container(&name, Some(force.clone())).await;
+    docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::new().name(&name).build()),
+            ContainerCreateBody {
+                image: Some(base.tag.clone()),
+                cmd: Some(vec!["true".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("creating {name} from {}: {e}", base.tag))?;
+    let result = async {
+        for dir in std::iter::once(&engine).chain(extras.iter()) {
+            progress(&format!("{}: copying {} into /usr/local/bin", spec.name, dir.display()));
+            let (mut tar, body) = tar_stream(dir, true)?;
+            docker
+                .upload_to_container(
+                    &name,
+                    Some(UploadToContainerOptionsBuilder::new().path("/usr/local/bin").build()),
+                    bollard::body_try_stream(body),
+                )
+                .await
+                .map_err(|e| format!("copying {}: {e}", dir.display()))?;
+            finish_tar(&mut tar).await?;
+        }
+        let (repo, t) = tag.split_once(':').ok_or("tag without ':'")?;
+        let labels = HashMap::from([
+            (LABEL_RECIPE.to_string(), hash.to_string()),
+            (LABEL_ENGINE.to_string(), spec.name.clone()),
+            (LABEL_ENGINE_VERSION.to_string(), engine_version.clone()),
+            (format!("{LABEL_PKG_PREFIX}docker-static"), engine_version.clone()),
+        ]);
+        docker
+            .commit_container(
+                CommitContainerOptionsBuilder::new().container(&name).repo(repo).tag(t).build(),
+                bollard::models::ContainerConfig { labels: Some(labels), ..Default::default() },
+            )
+            .await
+            .map_err(|e| format!("committing {name}: {e}"))?;
+        Ok::<(), String>(())
+    }
+    .await;
+    let _ = docker.remove_container(&name, Some(force)).await;
+    result?;
+    let found =
+        images_with_label(docker, &format!("{LABEL_RECIPE}={hash}")).await.map_err(|e| e.to_string())?;
+    if found.is_empty() {
+        return Err(format!("committed {tag} but it does not carry {LABEL_RECIPE}={hash}"));
+    }
+    Ok(())
+}
+
+/// The folder holding `marker`: `src` unpacked into `scratch` when it is an archive, then
+/// `<inner>/` inside it (the layout of Docker's tarballs) or the folder itself.
+async fn binaries(
+    src: &Path,
+    inner: &str,
+    marker: &str,
+    scratch: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<PathBuf, String> {
+    let root = if src.is_file() {
+        std::fs::create_dir_all(scratch).map_err(|e| format!("creating {}: {e}", scratch.display()))?;
+        let mut tar = Command::new("tar");
+        tar.arg("-xzf").arg(src).arg("-C").arg(scratch);
+        progress(&format!("unpacking {}", src.display()));
+        run_logged(tar, inner, progress).await.map_err(|e| format!("unpacking {}: {e}", src.display()))?;
+        scratch.to_path_buf()
+    } else {
+        src.to_path_buf()
+    };
+    [root.join(inner), root.clone()]
+        .into_iter()
+        .find(|d| d.join(marker).is_file())
+        .ok_or_else(|| format!("{} holds no {inner}/{marker}: is it Docker's static tarball?", src.display()))
+}
+
+type TarBody = std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send>>;
+
+/// `tar -c .` of `dir` as a byte stream; `as_root` makes root own every file (binaries unpacked
+/// by another user), otherwise owners are kept (a root filesystem).
+fn tar_stream(dir: &Path, as_root: bool) -> Result<(tokio::process::Child, TarBody), String> {
+    let owner: &[&str] = if as_root { &["--owner=0", "--group=0"] } else { &[] };
+    let mut tar = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .arg("--numeric-owner")
+        .args(owner)
+        .args(["-c", "."])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("spawn tar: {e}"))?;
+    let stdout = tar.stdout.take().ok_or("tar has no stdout")?;
+    Ok((tar, Box::pin(byte_stream(stdout))))
+}
+
+fn byte_stream(
+    r: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send {
+    futures_util::stream::unfold(r, |mut r| async move {
+        let mut buf = vec![0u8; 1 << 20];
+        match r.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), r))
+            }
+            Err(e) => Some((Err(e), r)),
+        }
+    })
+}
+
+async fn finish_tar(tar: &mut tokio::process::Child) -> Result<(), String> {
+    let status = tar.wait().await.map_err(|e| format!("tar: {e}"))?;
+    if status.success() {
+        return Ok(());
+    }
+    let mut err = String::new();
+    if let Some(mut s) = tar.stderr.take() {
+        let _ = s.read_to_string(&mut err).await;
+    }
+    Err(format!("tar exited {status}: {err}"))
 }
 
 /// `Docker version 20.10.24+dfsg1, build 5d6db84` -> `20.10.24+dfsg1`.
@@ -541,29 +812,7 @@ async fn import_rootfs(
     engine: &str,
     progress: &dyn Fn(&str),
 ) -> Result<(), String> {
-    let mut tar = Command::new("tar")
-        .arg("-C")
-        .arg(root)
-        .arg("--numeric-owner")
-        .arg("-c")
-        .arg(".")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("spawn tar: {e}"))?;
-    let stdout = tar.stdout.take().ok_or("tar has no stdout")?;
-    let body = futures_util::stream::unfold(stdout, |mut r| async move {
-        let mut buf = vec![0u8; 1 << 20];
-        match r.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(bytes::Bytes::from(buf)), r))
-            }
-            Err(e) => Some((Err(e), r)),
-        }
-    });
+    let (mut tar, body) = tar_stream(root, false)?;
     let (repo, t) = tag.split_once(':').ok_or("tag without ':'")?;
     let options = CreateImageOptionsBuilder::new().from_src("-").repo(repo).tag(t).changes(changes).build();
     progress(&format!("{engine}: importing root filesystem as {tag}"));
@@ -579,18 +828,11 @@ async fn import_rootfs(
             Err(e) => last_err = Some(e.to_string()),
         }
     }
-    let status = tar.wait().await.map_err(|e| format!("tar: {e}"))?;
+    let tar_result = finish_tar(&mut tar).await;
     if let Some(e) = last_err {
         return Err(format!("import: {e}"));
     }
-    if !status.success() {
-        let mut err = String::new();
-        if let Some(mut s) = tar.stderr.take() {
-            let _ = s.read_to_string(&mut err).await;
-        }
-        return Err(format!("tar exited {status}: {err}"));
-    }
-    Ok(())
+    tar_result
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ pub mod gc;
 pub mod image;
 
 pub use catalog::{load_catalog, EngineSpec, Recipe};
-pub use env::{EnvOptions, Environment, ExecOutput, FirewallMode, RunLabels};
+pub use env::{EnvOptions, Environment, ExecOutput, FirewallMode, RootlessPortDriver, RunLabels};
 pub use error::HarnessError;
 pub use faults::{Fault, Injected};
 pub use gc::{connect, sweep, sweep_on_ctrl_c, SweepReport};

@@ -57,7 +57,13 @@ async fn live_tarball_engine_builds_starts_and_blocks_a_port() {
     let spec = EngineSpec {
         name: "tarball-26".into(),
         version: "26.1.5".into(),
-        recipe: Recipe::Tarball { path: tgz, base_suite: "trixie".into() },
+        recipe: Recipe::Tarball {
+            path: tgz,
+            base_suite: "trixie".into(),
+            url: None,
+            rootless_path: None,
+            rootless_url: None,
+        },
     };
     let t = Instant::now();
     let image =

@@ -48,6 +48,7 @@ fn firewall(b: BackendName) -> FirewallMode {
     match b {
         BackendName::Legacy => FirewallMode::Legacy,
         BackendName::Nft => FirewallMode::Nft,
+        BackendName::Nftables => FirewallMode::Nftables,
     }
 }
 
@@ -78,6 +79,14 @@ fn blank_result(plan: &CellPlan) -> CellResult {
         failures: Vec::new(),
         duration_ms: 0,
     }
+}
+
+/// The result of a cell whose engine is not on this machine.
+pub fn not_run(plan: &CellPlan, how_to_get: String) -> CellResult {
+    let mut rec = blank_result(plan);
+    rec.status = Status::NotRun;
+    rec.failures.push(format!("not run: {how_to_get}"));
+    rec
 }
 
 /// Run one cell; never panics on environment trouble: that becomes `Status::Error`.
@@ -123,6 +132,7 @@ async fn start_env(lab: &Lab, plan: &CellPlan) -> Result<Environment, String> {
         backend: firewall(plan.backend),
         userland_proxy: s.environment.userland_proxy,
         rootless: s.environment.rootless,
+        rootless_port_driver: s.environment.rootless_port_driver,
         privileged: lab.privileged,
         ipv6: s.environment.ipv6,
         daemon_json: serde_json::Value::Object(Default::default()),

@@ -47,7 +47,7 @@ pub struct CellFilter {
     /// Engine name (`bookworm`) or version prefix (`28`); repeatable.
     #[arg(long = "engine", id = "engine")]
     pub engines: Vec<String>,
-    /// `legacy` or `nft`; repeatable.
+    /// `legacy`, `nft` or `nftables` (29.0+ engines only); repeatable.
     #[arg(long = "backend", id = "backend")]
     pub backends: Vec<BackendName>,
     /// Scenario name; repeatable; default all.
@@ -86,6 +86,10 @@ pub enum Command {
         /// Leave environments running (remove them with `portwhy-lab gc`).
         #[arg(long)]
         keep: bool,
+        /// Fail (exit 4) when a cell of this engine (name or version prefix, `29`) did not run
+        /// because its tarball is absent; repeatable, or comma-separated in the variable.
+        #[arg(long = "require-engine", env = "PORTWHY_LAB_REQUIRE_ENGINE", value_delimiter = ',')]
+        require_engine: Vec<String>,
     },
     /// Bring one cell up and leave it, fault in place, to look around.
     Repro {
@@ -150,6 +154,8 @@ pub enum LabError {
     Unavailable(String),
     #[error("{0} cell(s) failed")]
     CellsFailed(usize),
+    #[error("required engine(s) did not run: {0}")]
+    EngineMissing(String),
 }
 
 impl LabError {
@@ -158,6 +164,7 @@ impl LabError {
             Self::CellsFailed(_) => 1,
             Self::BadInput(_) => 2,
             Self::Unavailable(_) => 3,
+            Self::EngineMissing(_) => 4,
         }
     }
 }
@@ -243,7 +250,17 @@ pub async fn main(cli: Cli) -> Result<(), LabError> {
             println!("{} scenario files valid", all.len());
             Ok(())
         }
-        Command::Run { filter, jobs, shard, timings, json, report: report_dir, junit, keep } => {
+        Command::Run {
+            filter,
+            jobs,
+            shard,
+            timings,
+            json,
+            report: report_dir,
+            junit,
+            keep,
+            require_engine,
+        } => {
             let scenarios = scenario::select(&paths.scenarios(), &filter.scenarios)
                 .map_err(|e| LabError::BadInput(e.to_string()))?;
             let catalog = engines(paths)?;
@@ -285,7 +302,8 @@ pub async fn main(cli: Cli) -> Result<(), LabError> {
                 run::RunError::Environment(m) => LabError::Unavailable(m),
                 other => LabError::BadInput(other.to_string()),
             })?;
-            let bad = results.cells.iter().filter(|c| c.status != Status::Pass).count();
+            let bad =
+                results.cells.iter().filter(|c| matches!(c.status, Status::Fail | Status::Error)).count();
             if results.cells.iter().all(|c| c.status == Status::Error) {
                 return Err(LabError::Unavailable(
                     "no cell could start an environment (see the errors above)".into(),
@@ -293,6 +311,19 @@ pub async fn main(cli: Cli) -> Result<(), LabError> {
             }
             if bad > 0 {
                 return Err(LabError::CellsFailed(bad));
+            }
+            let missing: Vec<String> = report::not_run_engines(&results.cells)
+                .into_iter()
+                .filter(|(name, _, _)| {
+                    let version =
+                        results.cells.iter().find(|c| &c.engine_name == name).map(|c| c.engine.as_str());
+                    let key = scenario::EngineKey { name, version: version.unwrap_or_default() };
+                    require_engine.iter().any(|w| scenario::engine_matches(w, key))
+                })
+                .map(|(name, _, how)| format!("{name} ({how})"))
+                .collect();
+            if !missing.is_empty() {
+                return Err(LabError::EngineMissing(missing.join("; ")));
             }
             Ok(())
         }

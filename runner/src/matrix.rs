@@ -91,7 +91,7 @@ pub fn plan(
                 .expectation_for(key)
                 .map_err(|message| PlanError::Expectation { scenario: s.name.clone(), message })?;
             for b in &s.environment.backends {
-                if !sel.backends.is_empty() && !sel.backends.contains(b) {
+                if (!sel.backends.is_empty() && !sel.backends.contains(b)) || !b.applies_to(&e.version) {
                     continue;
                 }
                 cells.push(CellPlan {

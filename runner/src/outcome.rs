@@ -39,7 +39,7 @@ impl std::fmt::Display for CellId {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// Every expectation held and the remedy was proven.
     Pass,
@@ -47,6 +47,9 @@ pub enum Status {
     Fail,
     /// The cell could not run (environment, injection or harness failure).
     Error,
+    /// The engine is not on this machine (its tarball is absent); `failures` says how to get it.
+    /// Never a pass: a run with such cells says so in every reporter.
+    NotRun,
 }
 
 impl Status {
@@ -55,6 +58,7 @@ impl Status {
             Self::Pass => "pass",
             Self::Fail => "fail",
             Self::Error => "error",
+            Self::NotRun => "not-run",
         }
     }
 }

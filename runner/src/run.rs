@@ -101,6 +101,16 @@ pub async fn run(
             if stripped { " (debug info stripped from the copy)" } else { "" }
         ),
     });
+    // An engine whose tarball is absent gets its cells reported as not run, with how to get it.
+    let (plans, absent): (Vec<CellPlan>, Vec<CellPlan>) =
+        plans.into_iter().partition(|p| p.engine.availability().is_ok());
+    let mut not_run = Vec::new();
+    for p in &absent {
+        let how = p.engine.availability().err().map(|m| m.how_to_get).unwrap_or_default();
+        let result = cell::not_run(p, how);
+        let _ = tx.send(Event::Finished { result: Box::new(result.clone()) });
+        not_run.push(result);
+    }
     let engines: Vec<&EngineSpec> = plans.iter().map(|p| &p.engine).collect();
     let images =
         ensure_images(&docker, &engines, &tx).await.map_err(|e| RunError::Environment(e.to_string()))?;
@@ -123,7 +133,7 @@ pub async fn run(
     .await;
     drop(tx);
     let mut reporters = consumer.await.map_err(|e| RunError::Internal(format!("reporter task: {e}")))?;
-    let mut cells: Vec<_> = kept.iter().map(|k| k.result.clone()).collect();
+    let mut cells: Vec<_> = kept.iter().map(|k| k.result.clone()).chain(not_run).collect();
     cells.sort_by_key(|a| a.id());
     let results = RunResults {
         schema_version: RESULTS_SCHEMA_VERSION,

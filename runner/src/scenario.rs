@@ -102,6 +102,9 @@ pub struct EnvironmentSpec {
     /// Re-enable IPv6 on lo/eth0 (needed for `::1` traffic and v6-only listeners).
     #[serde(default)]
     pub ipv6: bool,
+    /// RootlessKit's port driver (rootless only): `builtin` (the script's default) or `slirp4netns`.
+    #[serde(default)]
+    pub rootless_port_driver: portwhy_harness::RootlessPortDriver,
     /// Engine names from engines.toml (`bookworm`) or version prefixes (`28`, `20.10`); empty = all.
     #[serde(default)]
     pub engines: Vec<String>,
@@ -109,12 +112,20 @@ pub struct EnvironmentSpec {
 
 impl Default for EnvironmentSpec {
     fn default() -> Self {
-        Self { backends: all_backends(), userland_proxy: true, rootless: false, ipv6: false, engines: vec![] }
+        Self {
+            backends: all_backends(),
+            userland_proxy: true,
+            rootless: false,
+            ipv6: false,
+            rootless_port_driver: Default::default(),
+            engines: vec![],
+        }
     }
 }
 
+/// Every backend; `nftables` runs only on engines that have it (matrix::plan leaves the others out).
 fn all_backends() -> Vec<BackendName> {
-    vec![BackendName::Legacy, BackendName::Nft]
+    vec![BackendName::Legacy, BackendName::Nft, BackendName::Nftables]
 }
 
 fn yes() -> bool {
@@ -125,8 +136,12 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendName {
+    /// dockerd writes through `iptables`, which points at iptables-legacy.
     Legacy,
+    /// dockerd writes through `iptables`, which points at iptables-nft.
     Nft,
+    /// `firewall-backend: nftables` (Engine 29.0+): tables `ip docker-bridges`/`ip6 docker-bridges`.
+    Nftables,
 }
 
 impl BackendName {
@@ -134,6 +149,21 @@ impl BackendName {
         match self {
             Self::Legacy => "legacy",
             Self::Nft => "nft",
+            Self::Nftables => "nftables",
+        }
+    }
+
+    /// Whether an engine of this version has the backend.
+    pub fn applies_to(self, engine_version: &str) -> bool {
+        match self {
+            Self::Legacy | Self::Nft => true,
+            Self::Nftables => match (
+                EngineVersion::parse(engine_version),
+                EngineVersion::parse(portwhy_harness::FirewallMode::NFTABLES_SINCE),
+            ) {
+                (Ok(v), Ok(since)) => v >= since,
+                _ => false,
+            },
         }
     }
 }
@@ -150,7 +180,8 @@ impl std::str::FromStr for BackendName {
         match s {
             "legacy" => Ok(Self::Legacy),
             "nft" => Ok(Self::Nft),
-            other => Err(format!("unknown backend `{other}`: use legacy or nft")),
+            "nftables" => Ok(Self::Nftables),
+            other => Err(format!("unknown backend `{other}`: use legacy, nft or nftables")),
         }
     }
 }
@@ -620,7 +651,11 @@ fn validate(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> 
         }
     }
     if s.environment.backends.is_empty() {
-        return Err(invalid("backends", "no backend to run on".into(), "list legacy, nft or both"));
+        return Err(invalid(
+            "backends",
+            "no backend to run on".into(),
+            "list legacy, nft, nftables or several",
+        ));
     }
     let mut keys: Vec<&str> = vec![""];
     keys.extend(s.expect.engine.keys().map(String::as_str));

@@ -55,11 +55,27 @@ async fn live_matrix_passes_and_matches_snapshots() {
     let failed: Vec<String> = results
         .cells
         .iter()
-        .filter(|c| c.status != Status::Pass)
+        .filter(|c| matches!(c.status, Status::Fail | Status::Error))
         .map(|c| format!("{}: {}", c.id(), c.failures.join("; ")))
         .collect();
+    // An engine whose tarball is absent is reported, and is a failure when it is required (CI
+    // requires 29.x through PORTWHY_LAB_REQUIRE_ENGINE).
+    let required = list("PORTWHY_LAB_REQUIRE_ENGINE");
+    let mut missing = Vec::new();
+    for (engine, n, how) in portwhy_lab::report::not_run_engines(&results.cells) {
+        let version =
+            engines.iter().find(|e| e.name == engine).map(|e| e.version.as_str()).unwrap_or_default();
+        let key = scenario::EngineKey { name: &engine, version };
+        let line = format!("{engine}: {n} cells NOT RUN: {how}");
+        eprintln!("{line}");
+        if required.iter().any(|w| scenario::engine_matches(w, key)) {
+            missing.push(line);
+        }
+    }
+    let ran: Vec<_> = results.cells.iter().filter(|c| c.status != Status::NotRun).cloned().collect();
     // Check the snapshots first but report failed cells before snapshot differences.
-    let snapshots = std::panic::catch_unwind(|| common::assert_all_cell_snapshots(&results.cells));
+    let snapshots = std::panic::catch_unwind(|| common::assert_all_cell_snapshots(&ran));
     assert!(failed.is_empty(), "{} cell(s) failed:\n{}", failed.len(), failed.join("\n"));
+    assert!(missing.is_empty(), "required engines did not run:\n{}", missing.join("\n"));
     assert!(snapshots.is_ok(), "cells passed but their snapshots differ (see the diffs above)");
 }

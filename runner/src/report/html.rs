@@ -10,7 +10,7 @@ use crate::scenario::ExpectedTrigger;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}\
 table{border-collapse:collapse}th,td{border:1px solid #bbb;padding:.3rem .5rem;vertical-align:top}\
-td.pass{background:#d8f3dc}td.fail{background:#ffd6d6}td.error{background:#ffe8b3}td.none{background:#eee}\
+td.pass{background:#d8f3dc}td.fail{background:#ffd6d6}td.error{background:#ffe8b3}td.none{background:#eee}td.not-run{background:#e0e0ff}\
 td[data-cell]{min-width:11rem;max-width:20rem}details>summary{cursor:pointer;font-weight:600}\
 details .body{max-height:18rem;overflow:auto;font-size:.8rem}pre{white-space:pre-wrap;font-size:.8rem}\
 .claim{max-width:30rem}";
@@ -107,7 +107,8 @@ fn cell_html(out: &mut String, c: &CellResult) {
 pub fn render(results: &RunResults) -> String {
     let cells = &results.cells;
     let ax = axes(cells);
-    let (pass, fail, error) = counts(cells);
+    let counts = counts(cells);
+    let (pass, fail, error, not_run) = (counts.pass, counts.fail, counts.error, counts.not_run);
     let mut out = String::new();
     let _ = write!(
         out,
@@ -116,11 +117,20 @@ pub fn render(results: &RunResults) -> String {
     );
     let _ = writeln!(
         out,
-        "<h1>portwhy-lab</h1><p id=\"summary\" data-pass=\"{pass}\" data-fail=\"{fail}\" data-error=\"{error}\">{} cells: {pass} passed, {fail} failed, {error} errors. Wall time {:.1} s, median cell {} ms.</p>",
+        "<h1>portwhy-lab</h1><p id=\"summary\" data-pass=\"{pass}\" data-fail=\"{fail}\" data-error=\"{error}\" data-not-run=\"{not_run}\">{} cells: {}. Wall time {:.1} s, median cell {} ms.</p>",
         cells.len(),
+        escape(&counts.phrase()),
         results.wall_ms as f64 / 1000.0,
         median_ms(cells).unwrap_or(0)
     );
+    let absent = crate::report::not_run_engines(cells);
+    if !absent.is_empty() {
+        out.push_str("<ul id=\"not-run\">");
+        for (engine, n, how) in absent {
+            let _ = write!(out, "<li>NOT RUN: <b>{}</b> ({n} cells): {}</li>", escape(&engine), escape(&how));
+        }
+        out.push_str("</ul>\n");
+    }
     let _ = writeln!(
         out,
         "<p id=\"targets\">{}</p>",

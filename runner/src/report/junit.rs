@@ -26,11 +26,12 @@ pub fn escape(s: &str) -> String {
 
 pub fn render(results: &RunResults) -> String {
     let cells = &results.cells;
-    let (_, failed, errors) = counts(cells);
+    let counts = counts(cells);
+    let (failed, errors, skipped) = (counts.fail, counts.error, counts.not_run);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
-        "<testsuites name=\"portwhy-lab\" tests=\"{}\" failures=\"{failed}\" errors=\"{errors}\" time=\"{:.3}\">",
+        "<testsuites name=\"portwhy-lab\" tests=\"{}\" failures=\"{failed}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\">",
         cells.len(),
         results.wall_ms as f64 / 1000.0
     );
@@ -41,10 +42,11 @@ pub fn render(results: &RunResults) -> String {
         let group: Vec<_> = cells.iter().filter(|c| c.scenario == scenario).collect();
         let f = group.iter().filter(|c| c.status == Status::Fail).count();
         let e = group.iter().filter(|c| c.status == Status::Error).count();
+        let sk = group.iter().filter(|c| c.status == Status::NotRun).count();
         let time: u64 = group.iter().map(|c| c.duration_ms).sum();
         let _ = writeln!(
             out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" errors=\"{e}\" time=\"{:.3}\">",
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" errors=\"{e}\" skipped=\"{sk}\" time=\"{:.3}\">",
             escape(scenario),
             group.len(),
             time as f64 / 1000.0
@@ -68,6 +70,14 @@ pub fn render(results: &RunResults) -> String {
             );
             match c.status {
                 Status::Pass => out.push_str(" />\n"),
+                // JUnit's <skipped> is how CI dashboards show a test that did not run, not a pass.
+                Status::NotRun => {
+                    let _ = writeln!(
+                        out,
+                        ">\n      <skipped message=\"{}\" />\n    </testcase>",
+                        escape(c.failures.first().map_or("not run", String::as_str))
+                    );
+                }
                 Status::Fail | Status::Error => {
                     let tag = if c.status == Status::Fail { "failure" } else { "error" };
                     let _ = writeln!(

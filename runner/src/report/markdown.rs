@@ -14,6 +14,7 @@ fn cell_text(status: Status, cause: Option<&str>) -> String {
         Status::Pass => "pass",
         Status::Fail => "**FAIL**",
         Status::Error => "**ERROR**",
+        Status::NotRun => "not run",
     };
     format!("{mark} {}", cause.unwrap_or(""))
 }
@@ -25,16 +26,20 @@ fn md(s: &str) -> String {
 pub fn render(results: &RunResults) -> String {
     let cells = &results.cells;
     let ax = axes(cells);
-    let (pass, fail, error) = counts(cells);
+    let counts = counts(cells);
     let mut out = String::from("# portwhy-lab report\n\n");
     let _ = writeln!(
         out,
-        "Run `{}`: {} cells, {pass} passed, {fail} failed, {error} errors; wall time {:.1} s, median cell {} ms.\n",
+        "Run `{}`: {} cells, {}; wall time {:.1} s, median cell {} ms.\n",
         results.run_id,
         cells.len(),
+        counts.phrase(),
         results.wall_ms as f64 / 1000.0,
         median_ms(cells).unwrap_or(0)
     );
+    for (engine, n, how) in crate::report::not_run_engines(cells) {
+        let _ = writeln!(out, "- **NOT RUN: {engine}** ({n} cells): {}", md(&how));
+    }
     let _ = writeln!(out, "{}\n", crate::outcome::targets_line(cells, results.wall_ms));
     out.push_str("## Matrix\n\n| scenario |");
     for (name, version, backend) in &ax.columns {
@@ -55,7 +60,8 @@ pub fn render(results: &RunResults) -> String {
         }
         out.push('\n');
     }
-    let failed: Vec<_> = cells.iter().filter(|c| c.status != Status::Pass).collect();
+    let failed: Vec<_> =
+        cells.iter().filter(|c| !matches!(c.status, Status::Pass | Status::NotRun)).collect();
     if !failed.is_empty() {
         out.push_str("\n## Failures\n\n");
         for c in failed {

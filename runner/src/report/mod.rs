@@ -111,9 +111,12 @@ pub(crate) fn axes(cells: &[CellResult]) -> Axes {
         backends.insert(c.backend);
     }
     scenarios.sort();
+    // Oldest engine first; a backend column only where some cell ran on it (nftables: 29.0+).
+    engines.sort_by_cached_key(|(n, v)| (portwhy::version::EngineVersion::parse(v).ok(), n.clone()));
     let columns = engines
         .into_iter()
         .flat_map(|(n, v)| backends.iter().map(move |b| (n.clone(), v.clone(), *b)))
+        .filter(|(n, _, b)| cells.iter().any(|c| &c.engine_name == n && c.backend == *b))
         .collect();
     Axes { scenarios, columns }
 }
@@ -127,8 +130,45 @@ pub(crate) fn find<'a>(
     cells.iter().find(|c| c.scenario == scenario && c.engine_name == engine_name && c.backend == backend)
 }
 
-/// Counts per status.
-pub fn counts(cells: &[CellResult]) -> (usize, usize, usize) {
+/// Cells per status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub pass: usize,
+    pub fail: usize,
+    pub error: usize,
+    pub not_run: usize,
+}
+
+impl Counts {
+    /// `N passed, N failed, N errors` and, when some engine was absent, `, N not run`.
+    pub fn phrase(&self) -> String {
+        let mut s = format!("{} passed, {} failed, {} errors", self.pass, self.fail, self.error);
+        if self.not_run > 0 {
+            s.push_str(&format!(", {} NOT RUN", self.not_run));
+        }
+        s
+    }
+}
+
+pub fn counts(cells: &[CellResult]) -> Counts {
     let n = |s: Status| cells.iter().filter(|c| c.status == s).count();
-    (n(Status::Pass), n(Status::Fail), n(Status::Error))
+    Counts {
+        pass: n(Status::Pass),
+        fail: n(Status::Fail),
+        error: n(Status::Error),
+        not_run: n(Status::NotRun),
+    }
+}
+
+/// Engines whose cells did not run, each with how to get it (one line per engine).
+pub fn not_run_engines(cells: &[CellResult]) -> Vec<(String, usize, String)> {
+    let mut out: Vec<(String, usize, String)> = Vec::new();
+    for c in cells.iter().filter(|c| c.status == Status::NotRun) {
+        match out.iter_mut().find(|(e, _, _)| *e == c.engine_name) {
+            Some(entry) => entry.1 += 1,
+            None => out.push((c.engine_name.clone(), 1, c.failures.first().cloned().unwrap_or_default())),
+        }
+    }
+    out.sort();
+    out
 }

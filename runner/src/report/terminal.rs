@@ -50,6 +50,7 @@ impl Reporter for TerminalReporter {
                     Status::Pass => "PASS ",
                     Status::Fail => "FAIL ",
                     Status::Error => "ERROR",
+                    Status::NotRun => "NOT RUN",
                 };
                 self.line(&format!("{mark} {} ({} ms)", result.id(), result.duration_ms));
                 for f in &result.failures {
@@ -106,14 +107,18 @@ pub fn summary_table(cells: &[CellResult], wall_ms: u64) -> String {
         let line: Vec<String> = r.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}")).collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
-    let (pass, fail, error) = counts(cells);
+    let counts = counts(cells);
     let _ = writeln!(
         out,
-        "\n{} cells: {pass} passed, {fail} failed, {error} errors. Wall time {:.1} s, median cell {} ms.",
+        "\n{} cells: {}. Wall time {:.1} s, median cell {} ms.",
         cells.len(),
+        counts.phrase(),
         wall_ms as f64 / 1000.0,
         median_ms(cells).unwrap_or(0)
     );
+    for (engine, n, how) in crate::report::not_run_engines(cells) {
+        let _ = writeln!(out, "NOT RUN: {engine} ({n} cells): {how}");
+    }
     let _ = writeln!(out, "{}", crate::outcome::targets_line(cells, wall_ms));
     out
 }
