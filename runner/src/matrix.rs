@@ -87,13 +87,13 @@ pub fn plan(
             if !sel.engines.is_empty() && !sel.engines.iter().any(|w| engine_matches(w, key)) {
                 continue;
             }
-            let expectation = s
-                .expectation_for(key)
-                .map_err(|message| PlanError::Expectation { scenario: s.name.clone(), message })?;
             for b in &s.environment.backends {
                 if (!sel.backends.is_empty() && !sel.backends.contains(b)) || !b.applies_to(&e.version) {
                     continue;
                 }
+                let expectation = s
+                    .expectation_for_cell(key, Some(*b))
+                    .map_err(|message| PlanError::Expectation { scenario: s.name.clone(), message })?;
                 cells.push(CellPlan {
                     scenario: s.clone(),
                     engine: e.clone(),

@@ -278,6 +278,10 @@ pub struct ExpectSpec {
     /// Keyed by engine name or version prefix (`"28"`, `"20.10"`, `"sid"`): fields replace the base.
     #[serde(default)]
     pub engine: BTreeMap<String, ExpectOverride>,
+    /// Keyed by backend (`nftables`): fields replace the base and the engine's override. Only for
+    /// what one backend does differently on every engine that has it.
+    #[serde(default)]
+    pub backend: BTreeMap<BackendName, ExpectOverride>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -292,6 +296,24 @@ pub struct ExpectOverride {
     pub claims: Option<Vec<RemedyClaim>>,
     /// Why this engine differs (a moby issue, a measured change); shown in reports.
     pub note: Option<String>,
+}
+
+impl ExpectOverride {
+    /// `self`'s fields, falling back to `under`'s.
+    fn over(self, under: ExpectOverride) -> ExpectOverride {
+        let trigger_set = self.trigger.is_some();
+        ExpectOverride {
+            trigger: self.trigger.or(under.trigger),
+            // A trigger flipped here must not inherit the stage beneath it.
+            stage: if trigger_set { self.stage } else { self.stage.or(under.stage) },
+            cause: self.cause.or(under.cause),
+            also: self.also.or(under.also),
+            traffic: self.traffic.or(under.traffic),
+            remedy: self.remedy.or(under.remedy),
+            claims: self.claims.or(under.claims),
+            note: self.note.or(under.note),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -439,14 +461,27 @@ impl Scenario {
 
     /// The expectation for one engine: the most specific matching override wins (longest key).
     pub fn expectation_for(&self, engine: EngineKey<'_>) -> Result<Expectation, String> {
+        self.expectation_for_cell(engine, None)
+    }
+
+    /// The expectation for one cell: the engine's override, then the backend's over it.
+    pub fn expectation_for_cell(
+        &self,
+        engine: EngineKey<'_>,
+        backend: Option<BackendName>,
+    ) -> Result<Expectation, String> {
         let e = &self.expect;
-        let ov = e
+        let by_engine = e
             .engine
             .iter()
             .filter(|(k, _)| engine_matches(k, engine))
             .max_by_key(|(k, _)| k.len())
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
+        let ov = match backend.and_then(|b| e.backend.get(&b)) {
+            Some(b) => b.clone().over(by_engine),
+            None => by_engine,
+        };
         let trigger_result = ov.trigger.unwrap_or(e.trigger);
         let stage = match (ov.trigger, ov.stage) {
             // An override that flips the trigger must not inherit the base stage.
@@ -469,7 +504,8 @@ impl Scenario {
             cause: ov.cause.unwrap_or(e.cause),
             also: ov.also.unwrap_or_else(|| e.also.clone()),
             traffic: ov.traffic.unwrap_or_else(|| e.traffic.clone()),
-            remedy: ov.remedy.or(e.remedy),
+            // An override that makes the cause a note leaves no cause for the base's remedy.
+            remedy: if ov.cause.is_some_and(|c| c.is_note()) { ov.remedy } else { ov.remedy.or(e.remedy) },
             claims: ov.claims.unwrap_or_else(|| e.claims.clone()),
             note: ov.note,
         })
@@ -657,14 +693,19 @@ fn validate(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> 
             "list legacy, nft, nftables or several",
         ));
     }
-    let mut keys: Vec<&str> = vec![""];
-    keys.extend(s.expect.engine.keys().map(String::as_str));
-    for key in keys {
+    let mut keys: Vec<(&str, Option<BackendName>)> = vec![("", None)];
+    keys.extend(s.expect.engine.keys().map(|k| (k.as_str(), None)));
+    keys.extend(s.expect.backend.keys().map(|b| ("", Some(*b))));
+    for (key, backend) in keys {
         // Resolve as if the engine were the key itself, so every override is checked.
         let engine = EngineKey { name: key, version: key };
-        let label = if key.is_empty() { "[expect]".to_owned() } else { format!("[expect.engine.\"{key}\"]") };
-        let e = s.expectation_for(engine).map_err(|m| {
-            let needle = if key.is_empty() { "[expect]".to_owned() } else { label.clone() };
+        let label = match (key, backend) {
+            (_, Some(b)) => format!("[expect.backend.{b}]"),
+            ("", None) => "[expect]".to_owned(),
+            (k, None) => format!("[expect.engine.\"{k}\"]"),
+        };
+        let e = s.expectation_for_cell(engine, backend).map_err(|m| {
+            let needle = if key.is_empty() && backend.is_none() { "[expect]".to_owned() } else { label.clone() };
             invalid(&needle, format!("{label}: {m}"), "pair `trigger = \"fails\"` with a `stage`")
         })?;
         if e.trigger == ExpectedTrigger::Succeeds

@@ -47,7 +47,32 @@ pub fn collect(
     let (proxies, rootlesskit) = scan_processes(proc_root, state.rootless);
     state.proxies = proxies;
     state.rootlesskit_pid = rootlesskit;
+    if state.rootless {
+        state.rootless_port_driver = rootless_port_driver(proc_root);
+    }
     Ok(state)
+}
+
+/// The `--port-driver` of the first rootlesskit whose command line names one.
+fn rootless_port_driver(proc_root: &Path) -> Option<String> {
+    procs::named(proc_root, &["rootlesskit"]).ok()?.into_iter().find_map(|pid| {
+        let raw = fs::read(proc_root.join(pid.to_string()).join("cmdline")).ok()?;
+        let args: Vec<String> = raw
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        port_driver_arg(&args)
+    })
+}
+
+/// `--port-driver=slirp4netns` or `--port-driver slirp4netns` (rootlesskit's flag parser takes both).
+fn port_driver_arg(args: &[String]) -> Option<String> {
+    args.iter().enumerate().find_map(|(i, a)| match a.strip_prefix("--port-driver") {
+        Some(rest) if rest.starts_with('=') => Some(rest[1..].to_owned()),
+        Some("") => args.get(i + 1).cloned(),
+        _ => None,
+    })
 }
 
 /// A client speaking the engine's API version, and that version.
@@ -177,6 +202,7 @@ async fn query_engine(docker_host: Option<&str>, focus: Option<u16>) -> Result<D
         containers,
         proxies: Vec::new(),
         rootlesskit_pid: None,
+        rootless_port_driver: None,
         networks: networks
             .into_iter()
             .map(|n| {
@@ -375,6 +401,19 @@ fn scan_processes(proc_root: &Path, rootless: bool) -> (Vec<ProxyProcess>, Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_port_driver_is_read_in_both_flag_forms() {
+        let argv = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        // dockerd-rootless.sh's own form.
+        assert_eq!(
+            port_driver_arg(&argv("rootlesskit --net=slirp4netns --port-driver=slirp4netns --copy-up=/etc")),
+            Some("slirp4netns".into())
+        );
+        assert_eq!(port_driver_arg(&argv("rootlesskit --port-driver builtin dockerd")), Some("builtin".into()));
+        assert_eq!(port_driver_arg(&argv("rootlesskit --net=slirp4netns dockerd")), None);
+        assert_eq!(port_driver_arg(&argv("rootlesskit --port-driver-x=1")), None);
+    }
 
     #[test]
     fn api_version_comes_from_the_ping_header() {

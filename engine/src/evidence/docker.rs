@@ -33,6 +33,10 @@ pub struct DockerState {
     /// dockerd), used to read the sockets that live there; `None` without a rootless engine.
     #[serde(default)]
     pub rootlesskit_pid: Option<u32>,
+    /// RootlessKit's `--port-driver` (`builtin`, `slirp4netns`) from its command line; `None`
+    /// without a rootless engine or in bundles recorded before it was collected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootless_port_driver: Option<String>,
     /// Docker networks: name, bridge interface and subnets (used to tell which DNAT targets are Docker's).
     #[serde(default)]
     pub networks: Vec<DockerNetwork>,

@@ -4,6 +4,11 @@ use super::{Context, Rule, RuleDoc};
 use crate::cause::CauseCode;
 use crate::diagnosis::{Confidence, EvidenceItem, Finding};
 use crate::remedy::{Action, Remedy, Risk};
+use crate::version::EngineVersion;
+
+/// The first Engine where the cross-network path through a published port works (measured on 29.x).
+static FIRST_WITHOUT_DROP: std::sync::LazyLock<EngineVersion> =
+    std::sync::LazyLock::new(|| EngineVersion::parse("29.0.0").expect("a valid version"));
 
 pub struct Hairpin;
 
@@ -17,7 +22,9 @@ pub static DOC: RuleDoc = RuleDoc {
         DNATed to the target container on another bridge, and DOCKER-ISOLATION drops traffic between \
         bridges. The guide \"Docker port binding: address already in use\" describes a container failing to reach its own \
         published port; that did not reproduce on Engine 20.10, 26 or 28. What does reproduce is \
-        the cross-network case above.",
+        the cross-network case above. On Engine 29 (29.1.1, 29.1.2, 29.7.2; iptables-legacy, \
+        iptables-nft and the nftables backend) the same client reaches HOST_IP:PORT: 29 accepts \
+        DNATed traffic between bridges, so the rule stays silent from 29.0.0 on.",
     example: "dockerd --userland-proxy=false\ndocker network create a; docker network create b\n\
         docker run -d --network a -p 8080:80 nginx\n\
         docker run --network b busybox wget -qO- http://HOST_IP:8080   # hangs",
@@ -33,6 +40,9 @@ impl Rule for Hairpin {
     fn check(&self, cx: &Context<'_>) -> Vec<Finding> {
         let q = cx.query();
         let Some(docker) = &cx.evidence.docker else { return Vec::new() };
+        if EngineVersion::parse(&docker.version).is_ok_and(|v| v >= *FIRST_WITHOUT_DROP) {
+            return Vec::new();
+        }
         if cx.error.is_some_and(|e| e.stage != crate::parse::error::Stage::Unknown) {
             return Vec::new();
         }

@@ -36,6 +36,8 @@ struct Regression {
     fixed: &'static str,
     /// Publishing on 127.0.0.1 still works (the bug is in the wildcard path).
     loopback_works: bool,
+    /// The only port driver with the bug; `None` when every driver has it.
+    driver: Option<&'static str>,
 }
 
 const REGRESSIONS: &[Regression] = &[
@@ -45,6 +47,7 @@ const REGRESSIONS: &[Regression] = &[
         reference: "rootlesskit#250",
         fixed: "20.10.7",
         loopback_works: false,
+        driver: None,
     },
     Regression {
         first: (28, 0, 0),
@@ -52,14 +55,17 @@ const REGRESSIONS: &[Regression] = &[
         reference: "moby#49499",
         fixed: "28.0.1",
         loopback_works: false,
+        driver: None,
     },
-    // Measured on 29.1.1 with the slirp4netns port driver: -p 127.0.0.1:P:80 works.
+    // Measured on 29.1.1: with the slirp4netns port driver -p P:80 fails and -p 127.0.0.1:P:80
+    // works; with the builtin driver both work.
     Regression {
         first: (29, 0, 0),
         last: (29, 1, 1),
         reference: "moby#51591",
         fixed: "29.1.2",
         loopback_works: true,
+        driver: Some("slirp4netns"),
     },
 ];
 
@@ -86,17 +92,33 @@ impl Rule for RootlessRegression {
             };
         };
         let Ok(v) = EngineVersion::parse(&docker.version) else { return Vec::new() };
-        let Some(Regression { reference, fixed, loopback_works, .. }) =
+        let Some(Regression { reference, fixed, loopback_works, driver, .. }) =
             REGRESSIONS.iter().find(|r| r.range().contains(&v))
         else {
             return Vec::new();
         };
+        let running = docker.rootless_port_driver.as_deref();
+        if let (Some(bad), Some(running)) = (driver, running) {
+            if *bad != running {
+                // The bug lives in one driver; an engine on another one does not have it.
+                return Vec::new();
+            }
+        }
         let holder_seen = cx.blocking_listeners().next().is_some();
         let bind_error = cx.error_stage() == Some(Stage::HostBind);
         let mut evidence = vec![EvidenceItem::new(
             "docker",
             format!("rootless Engine {} is affected by {reference} (fixed in {fixed})", docker.version),
         )];
+        if let Some(bad) = driver {
+            evidence.push(EvidenceItem::new(
+                "rootlesskit",
+                match running {
+                    Some(r) => format!("rootlesskit runs with --port-driver={r}, the driver with the bug"),
+                    None => format!("the port driver was not read; the bug is in the {bad} driver only"),
+                },
+            ));
+        }
         evidence.push(EvidenceItem::new(
             "sockets",
             if holder_seen {

@@ -52,8 +52,16 @@ impl DockerdKilled {
                 "no containerd shim left: the container died too",
             ));
         }
-        let nat = env.exec(&["iptables-save", "-t", "nat"]).await?.stdout;
-        if !nat.lines().any(|l| l.contains("-j DNAT") && l.contains(&format!("--dport {}", self.port))) {
+        // With the nftables backend the rule is in `ip docker-bridges`, which no iptables tool shows.
+        let native = env.options().backend == crate::env::FirewallMode::Nftables;
+        let found = if native {
+            let nat = env.exec(&["nft", "list", "table", "ip", "docker-bridges"]).await?.stdout;
+            nat.lines().any(|l| l.contains("dnat to") && l.contains(&format!("dport {} ", self.port)))
+        } else {
+            let nat = env.exec(&["iptables-save", "-t", "nat"]).await?.stdout;
+            nat.lines().any(|l| l.contains("-j DNAT") && l.contains(&format!("--dport {}", self.port)))
+        };
+        if !found {
             return Err(HarnessError::fault(
                 "dockerd-killed",
                 format!("no DNAT rule for {} survived", self.port),
