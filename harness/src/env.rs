@@ -121,9 +121,6 @@ pub struct EnvOptions {
     /// Run dockerd rootless (user `rootless`, rootlesskit + slirp4netns; forky's packages or a
     /// tarball engine with its rootless extras).
     pub rootless: bool,
-    /// The rootless port driver (rootless only).
-    #[serde(default)]
-    pub rootless_port_driver: RootlessPortDriver,
     /// `--privileged --cgroupns private` (cgroup v2 CI runners) instead of the explicit capability set.
     pub privileged: bool,
     /// Re-enable IPv6 on lo/eth0 (the outer engine disables it) so `::1` and `[::]` listeners work.
@@ -139,7 +136,6 @@ impl Default for EnvOptions {
             backend: FirewallMode::Legacy,
             userland_proxy: true,
             rootless: false,
-            rootless_port_driver: RootlessPortDriver::Builtin,
             privileged: false,
             ipv6: false,
             daemon_json: serde_json::Value::Object(Default::default()),
@@ -284,8 +280,11 @@ impl Environment {
         } else {
             ""
         };
-        let start =
-            if self.opts.rootless { self.rootless_start_script() } else { self.rootful_start_script() };
+        let start = if self.opts.rootless {
+            self.rootless_start_script(RootlessPortDriver::default())
+        } else {
+            self.rootful_start_script()
+        };
         let config_dir = if self.opts.rootless { "/home/rootless/.config/docker" } else { "/etc/docker" };
         let script = format!(
             "set -e\n\
@@ -309,8 +308,10 @@ impl Environment {
         format!("echo $$ > /run/portwhy/dockerd.pid\nexec dockerd{cgroup} >>/var/log/dockerd.log 2>&1")
     }
 
-    fn rootless_start_script(&self) -> String {
+    fn rootless_start_script(&self, driver: RootlessPortDriver) -> String {
         // rootlesskit needs a TUN device for slirp4netns; the environment has none by default.
+        // The rootless data root goes on the environment's volume: 29's containerd snapshotter
+        // cannot mount overlayfs on the container's own overlay root.
         // dockerd-rootless.sh sets up rootlesskit with the slirp4netns network; the port driver is
         // the environment's. A tarball engine's extras put the script in /usr/local/bin, Debian's
         // docker.io in its contrib folder.
@@ -318,6 +319,10 @@ impl Environment {
             "[ -e /dev/net/tun ] || {{ mkdir -p /dev/net; mknod /dev/net/tun c 10 200; chmod 666 /dev/net/tun; }}\n\
              mkdir -p /run/user/1000 && chown rootless:rootless /run/user/1000 && chmod 700 /run/user/1000\n\
              chown -R rootless:rootless /home/rootless/.config\n\
+             mkdir -p /var/lib/docker/rootless /home/rootless/.local/share\n\
+             chown rootless:rootless /var/lib/docker/rootless /home/rootless/.local /home/rootless/.local/share\n\
+             [ -L /home/rootless/.local/share/docker ] || {{ rm -rf /home/rootless/.local/share/docker; \
+             ln -s /var/lib/docker/rootless /home/rootless/.local/share/docker; }}\n\
              script=/usr/local/bin/dockerd-rootless.sh\n\
              [ -x $script ] || script=/usr/share/docker.io/contrib/dockerd-rootless.sh\n\
              echo $$ > /run/portwhy/dockerd.pid\n\
@@ -325,19 +330,19 @@ impl Environment {
              XDG_RUNTIME_DIR=/run/user/1000 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
              DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER={} \
              sh $script >>/var/log/dockerd.log 2>&1",
-            self.opts.rootless_port_driver.as_str()
+            driver.as_str()
         )
     }
 
     /// Restarts a rootless dockerd with another port driver (what a user does by editing the
     /// systemd unit's environment): rewrites the start script, stops dockerd, starts it, waits.
-    pub async fn set_rootless_port_driver(&mut self, driver: RootlessPortDriver) -> Result<(), HarnessError> {
+    pub async fn set_rootless_port_driver(&self, driver: RootlessPortDriver) -> Result<(), HarnessError> {
         if !self.opts.rootless {
             return Err(self.error("the port driver is a rootless setting; this environment is rootful"));
         }
-        self.opts.rootless_port_driver = driver;
-        let script = self.rootless_start_script();
-        self.write_file("/run/portwhy/dockerd.sh", script.as_bytes(), 0o644).await?;
+        let script = self.rootless_start_script(driver);
+        // /run is a tmpfs, which the archive API does not write into: the shell writes it.
+        self.sh_ok(&format!("cat > /run/portwhy/dockerd.sh <<'PORTWHY_EOF'\n{script}\nPORTWHY_EOF\n")).await?;
         self.restart_dockerd().await
     }
 
@@ -467,6 +472,55 @@ impl Environment {
         self.wait_ready().await.map(|_| ())
     }
 
+    /// What upgrading the engine in place does: stops dockerd, puts the binaries of `image` (a
+    /// tarball engine: its /usr/local/bin) over this environment's, starts dockerd again and
+    /// returns the version it then reports. Containers and their state stay on the data root.
+    pub async fn install_engine(&self, image: &EngineImage) -> Result<String, HarnessError> {
+        let name = format!("{}-upgrade", self.name);
+        let force = RemoveContainerOptionsBuilder::new().force(true).build();
+        let _ = self.docker.remove_container(&name, Some(force.clone())).await;
+        self.docker
+            .create_container(
+                Some(bollard::query_parameters::CreateContainerOptionsBuilder::new().name(&name).build()),
+                bollard::models::ContainerCreateBody {
+                    image: Some(image.tag.clone()),
+                    cmd: Some(vec!["true".into()]),
+                    labels: Some(self.opts.labels.as_map()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(HarnessError::docker("create_container"))?;
+        let result = async {
+            use futures_util::TryStreamExt;
+            let opts = bollard::query_parameters::DownloadFromContainerOptionsBuilder::new()
+                .path("/usr/local/bin")
+                .build();
+            let tar: Vec<u8> = self
+                .docker
+                .download_from_container(&name, Some(opts))
+                .map_ok(|b| b.to_vec())
+                .try_concat()
+                .await
+                .map_err(HarnessError::docker("download_from_container"))?;
+            self.signal_dockerd("TERM", Duration::from_secs(30)).await?;
+            // The archive's entries are `bin/...`: unpacked at /usr/local they replace the binaries.
+            self.docker
+                .upload_to_container(
+                    &self.id,
+                    Some(bollard::query_parameters::UploadToContainerOptionsBuilder::new().path("/usr/local").build()),
+                    bollard::body_full(tar.into()),
+                )
+                .await
+                .map_err(HarnessError::docker("upload_to_container"))?;
+            self.start_dockerd().await?;
+            self.wait_ready().await
+        }
+        .await;
+        let _ = self.docker.remove_container(&name, Some(force)).await;
+        result
+    }
+
     /// SIGKILLs dockerd (no cleanup: containers, shims and DNAT rules stay); does not restart it.
     pub async fn kill_dockerd(&self) -> Result<(), HarnessError> {
         self.signal_dockerd("KILL", Duration::from_secs(10)).await
@@ -479,13 +533,24 @@ impl Environment {
 
     async fn signal_dockerd(&self, signal: &str, wait: Duration) -> Result<(), HarnessError> {
         let secs = wait.as_secs().max(1) * 20;
+        // A rootless engine is rootlesskit (the pid), its child in the other namespace, dockerd and
+        // containerd: the child and dockerd outlive the parent for a moment and keep answering on
+        // the socket, so a restart waits for the whole tree.
+        let rest = if self.opts.rootless {
+            format!(
+                "i=0; while pgrep -u rootless -x 'rootlesskit|dockerd|containerd' >/dev/null && [ $i -lt {secs} ]; do \
+                 sleep 0.05; i=$((i+1)); done\n"
+            )
+        } else {
+            String::new()
+        };
         // Polls at 50 ms until the process is gone; zombies count as gone (tini reaps them).
         let script = format!(
             "pid=$(cat /run/portwhy/dockerd.pid) || exit 3\n\
-             kill -{signal} \"$pid\" 2>/dev/null || exit 0\n\
+             kill -{signal} \"$pid\" 2>/dev/null || {{ {rest} exit 0; }}\n\
              i=0; while [ $i -lt {secs} ]; do\n\
-               s=$(awk '{{print $3}}' /proc/$pid/stat 2>/dev/null) || exit 0\n\
-               [ -z \"$s\" ] || [ \"$s\" = Z ] && exit 0\n\
+               s=$(awk '{{print $3}}' /proc/$pid/stat 2>/dev/null) || {{ {rest} exit 0; }}\n\
+               [ -z \"$s\" ] || [ \"$s\" = Z ] && {{ {rest} exit 0; }}\n\
                sleep 0.05; i=$((i+1)); done\n\
              echo \"dockerd $pid still alive after SIG{signal}\" >&2; exit 1"
         );

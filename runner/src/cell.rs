@@ -132,7 +132,6 @@ async fn start_env(lab: &Lab, plan: &CellPlan) -> Result<Environment, String> {
         backend: firewall(plan.backend),
         userland_proxy: s.environment.userland_proxy,
         rootless: s.environment.rootless,
-        rootless_port_driver: s.environment.rootless_port_driver,
         privileged: lab.privileged,
         ipv6: s.environment.ipv6,
         daemon_json: serde_json::Value::Object(Default::default()),
@@ -254,6 +253,7 @@ async fn drive(
             host_ip,
             ipv6: s.environment.ipv6,
             faults: &faults,
+            images: &lab.images,
         };
         let claims: Vec<RemedyClaim> = plan
             .expectation

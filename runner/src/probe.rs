@@ -141,10 +141,16 @@ pub async fn container_ready(env: &Environment, name: &str, port: u16, proto: Pr
         .next()
         .map(str::to_owned)
         .ok_or_else(|| format!("container {name} has no address"))?;
-    // A rootless engine's containers live in rootlesskit's network namespace: ask from there (the
-    // rootless dockerd runs in it).
-    let netns =
-        if env.options().rootless { "nsenter -t \"$(cat /run/user/1000/docker.pid)\" -n " } else { "" };
+    // A rootless engine's containers live in rootlesskit's network namespace: ask from there. Up
+    // to 29.4 the rootless dockerd runs in it; from 29.5 on (`--detach-netns`) dockerd stays
+    // outside and the namespace is the file rootlesskit mounts in its state folder.
+    let netns = if env.options().rootless {
+        // The namespace file is only mounted in dockerd's mount namespace.
+        "nsenter $(p=$(cat /run/user/1000/docker.pid); f=/run/user/1000/dockerd-rootless/netns; \
+         if [ -e $f ]; then echo -t $p -m -- nsenter --net=$f; else echo -t $p -n; fi) "
+    } else {
+        ""
+    };
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let (who, reply) = match in_env(

@@ -16,7 +16,8 @@ use std::net::IpAddr;
 
 use portwhy::port::{PortQuery, Proto};
 use portwhy::remedy::{Action, BindAddress, Purpose, Remedy, Step};
-use portwhy_harness::{Environment, Fault};
+use portwhy::version::EngineVersion;
+use portwhy_harness::{EngineImage, Environment, Fault, RootlessPortDriver};
 
 use crate::outcome::{RemedySource, RemedyTrial, TrialOutcome};
 use crate::probe;
@@ -41,6 +42,8 @@ pub struct Proof<'a> {
     pub ipv6: bool,
     /// The scenario's faults, to put the cause back after a remedy removed it.
     pub faults: &'a [Fault],
+    /// The run's engine images, by engine name: where an upgrade finds its release.
+    pub images: &'a std::collections::HashMap<String, EngineImage>,
 }
 
 /// A step the environment cannot carry out (the trial is then "not tried", with this reason).
@@ -180,16 +183,45 @@ impl Proof<'_> {
                 *argv = publish::with_first(argv, &spec);
                 Ok(vec![format!("portwhy suggest {q}: {port}")])
             }
-            Step::UpgradeEngine { to } => Err(StepError::Unsupported(Unsupported(format!(
-                "installing Engine {to} inside a running environment is not supported by the lab"
-            )))),
-            Step::SetRootlessPortDriver { driver } => Err(StepError::Unsupported(Unsupported(format!(
-                "switching the rootless port driver to {driver} is not supported by the lab"
-            )))),
+            Step::UpgradeEngine { to } => {
+                let image = self.release_from(to).ok_or_else(|| {
+                    StepError::Unsupported(Unsupported(format!(
+                        "no tarball engine at {to} or later among this run's engines (run it with --engine {to})"
+                    )))
+                })?;
+                let version = env.install_engine(image).await.map_err(|e| failed("upgrading the engine", &e))?;
+                Ok(vec![format!("installed {} ({}): dockerd now reports {version}", image.engine.name, image.tag)])
+            }
+            Step::SetRootlessPortDriver { driver } => {
+                let d = match driver.as_str() {
+                    "builtin" => RootlessPortDriver::Builtin,
+                    "slirp4netns" => RootlessPortDriver::Slirp4netns,
+                    other => {
+                        return Err(StepError::Unsupported(Unsupported(format!(
+                            "the lab runs the builtin and slirp4netns port drivers, not {other}"
+                        ))))
+                    }
+                };
+                env.set_rootless_port_driver(d).await.map_err(|e| failed("switching the port driver", &e))?;
+                Ok(vec![step.render()])
+            }
             Step::Foreign { os, .. } => Err(StepError::Unsupported(Unsupported(format!(
                 "a command for {os:?}: no Linux environment can run it"
             )))),
         }
+    }
+
+    /// The oldest tarball engine of the run at `to` or later: what a user upgrading to `to` gets
+    /// (only tarball engines install over another engine's files).
+    fn release_from(&self, to: &str) -> Option<&EngineImage> {
+        let to = EngineVersion::parse(to).ok()?;
+        self.images
+            .values()
+            .filter(|i| matches!(i.engine.recipe, portwhy_harness::Recipe::Tarball { .. }))
+            .filter_map(|i| EngineVersion::parse(&i.engine.version).ok().map(|v| (v, i)))
+            .filter(|(v, _)| *v >= to)
+            .min_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, i)| i)
     }
 
     /// Run `argv` (the trigger, perhaps moved to another port or address) and probe.

@@ -102,9 +102,6 @@ pub struct EnvironmentSpec {
     /// Re-enable IPv6 on lo/eth0 (needed for `::1` traffic and v6-only listeners).
     #[serde(default)]
     pub ipv6: bool,
-    /// RootlessKit's port driver (rootless only): `builtin` (the script's default) or `slirp4netns`.
-    #[serde(default)]
-    pub rootless_port_driver: portwhy_harness::RootlessPortDriver,
     /// Engine names from engines.toml (`bookworm`) or version prefixes (`28`, `20.10`); empty = all.
     #[serde(default)]
     pub engines: Vec<String>,
@@ -117,7 +114,6 @@ impl Default for EnvironmentSpec {
             userland_proxy: true,
             rootless: false,
             ipv6: false,
-            rootless_port_driver: Default::default(),
             engines: vec![],
         }
     }

@@ -65,6 +65,17 @@ impl ProcessRef {
         self.program() == "rootlesskit" || self.comm == "rootlesskit"
     }
 
+    /// RootlessKit's slirp4netns port driver: slirp4netns itself listens on the host port.
+    pub fn is_slirp4netns(&self) -> bool {
+        self.program() == "slirp4netns" || self.comm == "slirp4netns"
+    }
+
+    /// The process a rootless engine's port driver binds host ports with: rootlesskit (builtin
+    /// driver) or slirp4netns (slirp4netns driver).
+    pub fn is_rootless_port_driver(&self) -> bool {
+        self.is_rootlesskit() || self.is_slirp4netns()
+    }
+
     pub fn is_dockerd(&self) -> bool {
         self.program() == "dockerd" || self.comm == "dockerd"
     }

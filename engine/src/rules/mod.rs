@@ -262,9 +262,10 @@ pub fn describe_process(p: &ProcessRef) -> String {
     }
 }
 
-/// Whether any owner of the listener is part of Docker's own machinery.
+/// Whether any owner of the listener is part of Docker's own machinery. slirp4netns counts: with
+/// the slirp4netns port driver it is what binds a rootless engine's published ports.
 pub fn owned_by_docker(l: &Listener) -> bool {
-    l.owners.iter().any(|p| p.is_docker_proxy() || p.is_rootlesskit() || p.is_dockerd())
+    l.owners.iter().any(|p| p.is_docker_proxy() || p.is_rootless_port_driver() || p.is_dockerd())
 }
 
 /// The host's own LAN address: the first IPv4 address on an interface that is not loopback, link

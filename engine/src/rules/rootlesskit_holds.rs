@@ -30,7 +30,7 @@ impl Rule for RootlesskitHolds {
         let q = cx.query();
         let mut findings = Vec::new();
         for l in cx.blocking_listeners() {
-            let kit = l.owners.iter().find(|p| p.is_rootlesskit());
+            let kit = l.owners.iter().find(|p| p.is_rootless_port_driver());
             let inside = l.netns != "host";
             if kit.is_none() && !inside {
                 continue;

@@ -13,6 +13,7 @@ mod host_listener;
 mod leftover_proxy;
 mod orphaned_dnat;
 mod rootless_conflict;
+mod rootless_port_driver;
 mod silent_share;
 mod split_backend;
 mod systemd_resolved;
@@ -28,6 +29,7 @@ pub use host_listener::HostListener;
 pub use leftover_proxy::LeftoverProxy;
 pub use orphaned_dnat::{NatChain, OrphanedDnat};
 pub use rootless_conflict::RootlessConflict;
+pub use rootless_port_driver::RootlessPortDriverFault;
 pub use silent_share::SilentShare;
 pub use split_backend::{SplitBackend, SplitVariant};
 pub use systemd_resolved::SystemdResolved;
@@ -67,6 +69,7 @@ pub enum Fault {
     LeftoverProxy(LeftoverProxy),
     Hairpin(Hairpin),
     RootlessConflict(RootlessConflict),
+    RootlessPortDriver(RootlessPortDriverFault),
 }
 
 /// What an injection did.
@@ -98,6 +101,7 @@ impl Fault {
             Fault::LeftoverProxy(_) => "leftover-proxy",
             Fault::Hairpin(_) => "hairpin",
             Fault::RootlessConflict(_) => "rootless-conflict",
+            Fault::RootlessPortDriver(_) => "rootless-port-driver",
         }
     }
 
@@ -115,6 +119,7 @@ impl Fault {
             Fault::LeftoverProxy(f) => f.inject(env).await,
             Fault::Hairpin(f) => f.inject(env).await,
             Fault::RootlessConflict(f) => f.inject(env).await,
+            Fault::RootlessPortDriver(f) => f.inject(env).await,
         }?;
         injected.kind = self.kind().to_string();
         injected.elapsed = started.elapsed();
@@ -134,6 +139,7 @@ impl Fault {
             Fault::LeftoverProxy(f) => f.check(env).await,
             Fault::Hairpin(f) => f.check(env).await,
             Fault::RootlessConflict(f) => f.check(env).await,
+            Fault::RootlessPortDriver(f) => f.check(env).await,
         }
     }
 
@@ -150,6 +156,7 @@ impl Fault {
             Fault::LeftoverProxy(f) => f.undo(env).await,
             Fault::Hairpin(f) => f.undo(env).await,
             Fault::RootlessConflict(f) => f.undo(env).await,
+            Fault::RootlessPortDriver(f) => f.undo(env).await,
         }
     }
 }
