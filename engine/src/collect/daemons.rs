@@ -1,0 +1,295 @@
+//! Every dockerd on the host, from /proc: its sockets, roots and pidfile, which one the API
+//! answered from, and which of the port's holders belong to which daemon.
+//!
+//! A host can run two engines at once (the snap and the distribution package, a second daemon
+//! for CI): a port held by the one the CLI does not talk to looks like a leftover proxy or a
+//! container nobody can see. Reading every process's `comm` costs more than the rest of a
+//! collection (see `procs`), so that pass runs only when one of the port's holders is Docker's
+//! (a docker-proxy, rootlesskit, dockerd, or a process in a container); otherwise the daemons
+//! the usual pidfiles name are listed.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::procs;
+use crate::evidence::{DaemonHold, DaemonProcess, Daemons, Listener, ProcessRef};
+use crate::port::Proto;
+
+const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+const DEFAULT_CONFIG: &str = "/etc/docker/daemon.json";
+
+/// The daemons, which one is ours, and who holds `port`/`proto` for each.
+pub fn collect(
+    proc_root: &Path,
+    endpoint: &str,
+    root_dir: Option<&str>,
+    listeners: &[Listener],
+    port: u16,
+    proto: Proto,
+) -> Daemons {
+    let holders: Vec<&ProcessRef> =
+        listeners.iter().flat_map(|l| l.owners.iter()).filter(|p| dockerish(p)).collect();
+    let scanned_all = !holders.is_empty();
+    let pids: Vec<u32> = if scanned_all {
+        procs::named(proc_root, &["dockerd"]).unwrap_or_default()
+    } else {
+        procs::docker_daemons(proc_root).into_iter().map(|(pid, _)| pid).collect()
+    };
+    let mut processes: Vec<DaemonProcess> =
+        pids.iter().filter_map(|&pid| read_daemon(proc_root, pid)).collect();
+    let ours = ours(&processes, endpoint, root_dir);
+    for d in &mut processes {
+        // rootlesskit (host side) → rootlesskit child → dockerd.
+        let ancestors = ancestors_of(proc_root, d.pid);
+        for p in &holders {
+            let via = if p.pid == d.pid {
+                "dockerd"
+            } else if p.is_rootlesskit() && ancestors.contains(&p.pid) {
+                "rootlesskit"
+            } else if p.container_id.is_none() && ancestors_of(proc_root, p.pid).contains(&d.pid) {
+                // docker-proxy, or rootlesskit-docker-proxy's child of a rootless daemon.
+                "docker-proxy"
+            } else if p.container_id.as_deref().is_some_and(|id| container_file(proc_root, d, id).is_file()) {
+                "container"
+            } else {
+                continue;
+            };
+            let mut hold = DaemonHold {
+                pid: p.pid,
+                via: via.to_owned(),
+                container_id: p.container_id.clone(),
+                container_name: None,
+            };
+            // Our daemon's containers come from its API; another's only from its files.
+            if Some(d.pid) != ours {
+                match &hold.container_id {
+                    Some(id) => hold.container_name = container_name(&container_file(proc_root, d, id)),
+                    None => {
+                        if let Some((id, name)) = publisher(proc_root, d, port, proto) {
+                            hold.container_id = Some(id);
+                            hold.container_name = Some(name);
+                        }
+                    }
+                }
+            }
+            if !d.holds.iter().any(|h| h.pid == hold.pid) {
+                d.holds.push(hold);
+            }
+        }
+    }
+    Daemons { endpoint: endpoint.to_owned(), ours, scanned_all, processes }
+}
+
+/// A process that holds ports for Docker: a proxy, rootlesskit, a daemon, a container's process.
+fn dockerish(p: &ProcessRef) -> bool {
+    p.is_docker_proxy() || p.is_rootlesskit() || p.is_dockerd() || p.container_id.is_some()
+}
+
+fn read_daemon(proc_root: &Path, pid: u32) -> Option<DaemonProcess> {
+    let raw = fs::read(proc_root.join(pid.to_string()).join("cmdline")).ok()?;
+    let args: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let rootless = procs::parent(proc_root, pid).is_some_and(|p| procs::is_rootlesskit(proc_root, p));
+    let mut d = from_args(pid, &args, rootless);
+    let config = flag_values(&args, &["--config-file"]).pop().unwrap_or_else(|| DEFAULT_CONFIG.to_owned());
+    // The daemon reads its config file in its own mount namespace (the snap's is not on the host's /).
+    if let Some(json) =
+        read_in_root(proc_root, pid, &config).and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    {
+        if d.hosts.is_empty() {
+            d.hosts = json["hosts"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|h| h.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+        }
+        let key = |k: &str| json[k].as_str().map(str::to_owned);
+        d.data_root = d.data_root.take().or_else(|| key("data-root")).or_else(|| key("graph"));
+        d.exec_root = d.exec_root.take().or_else(|| key("exec-root"));
+        d.pidfile = d.pidfile.take().or_else(|| key("pidfile"));
+    }
+    if !rootless {
+        // dockerd's own defaults for a rootful daemon; a rootless one's depend on its user's
+        // environment, which /proc does not show reliably, so they stay unknown.
+        if d.hosts.is_empty() {
+            d.hosts.push(DEFAULT_HOST.to_owned());
+        }
+        d.data_root.get_or_insert_with(|| "/var/lib/docker".to_owned());
+        d.exec_root.get_or_insert_with(|| "/var/run/docker".to_owned());
+        d.pidfile.get_or_insert_with(|| "/var/run/docker.pid".to_owned());
+    }
+    Some(d)
+}
+
+/// The daemon's flags, as Go's flag package reads them (`-H x`, `-H=x`, `--host x`, `--host=x`).
+fn from_args(pid: u32, args: &[String], rootless: bool) -> DaemonProcess {
+    let last = |names: &[&str]| flag_values(args, names).pop();
+    DaemonProcess {
+        pid,
+        cmdline: args.join(" "),
+        hosts: flag_values(args, &["-H", "--host"]),
+        data_root: last(&["--data-root", "-g", "--graph"]),
+        exec_root: last(&["--exec-root"]),
+        pidfile: last(&["-p", "--pidfile"]),
+        rootless,
+        holds: Vec::new(),
+    }
+}
+
+fn flag_values(args: &[String], names: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        if let Some((flag, value)) = a.split_once('=') {
+            if names.contains(&flag) {
+                out.push(value.to_owned());
+            }
+        } else if names.contains(&a.as_str()) {
+            out.extend(it.next().cloned());
+        }
+    }
+    out
+}
+
+/// The daemon behind the endpoint: the one whose data root the API reported, else the one that
+/// names the endpoint's socket.
+fn ours(processes: &[DaemonProcess], endpoint: &str, root_dir: Option<&str>) -> Option<u32> {
+    if let Some(root) = root_dir {
+        let root = normalise(root);
+        if let Some(d) =
+            processes.iter().find(|d| d.data_root.as_deref().map(normalise) == Some(root.clone()))
+        {
+            return Some(d.pid);
+        }
+    }
+    let want = normalise(endpoint);
+    // `fd://` is systemd's socket activation: docker.socket listens on /run/docker.sock.
+    let host = |h: &str| if h.starts_with("fd://") { normalise(DEFAULT_HOST) } else { normalise(h) };
+    processes.iter().find(|d| d.hosts.iter().any(|h| host(h) == want)).map(|d| d.pid)
+}
+
+/// `/var/run` is a link to `/run` on every current distribution; trailing slashes say nothing.
+fn normalise(path: &str) -> String {
+    let p = path.trim_end_matches('/');
+    match p.split_once("/var/run/") {
+        Some((head, tail)) => format!("{head}/run/{tail}"),
+        None => p.to_owned(),
+    }
+}
+
+fn ancestors_of(proc_root: &Path, pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut cur = pid;
+    // docker-proxy → dockerd, or docker-proxy → rootlesskit-docker-proxy → dockerd.
+    for _ in 0..3 {
+        match procs::parent(proc_root, cur) {
+            Some(p) if p > 1 => {
+                out.push(p);
+                cur = p;
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+/// A path as the daemon sees it, through its root (another mount namespace, a snap).
+fn in_root(proc_root: &Path, pid: u32, path: &str) -> PathBuf {
+    proc_root.join(pid.to_string()).join("root").join(path.trim_start_matches('/'))
+}
+
+fn read_in_root(proc_root: &Path, pid: u32, path: &str) -> Option<String> {
+    fs::read_to_string(in_root(proc_root, pid, path)).ok()
+}
+
+fn container_file(proc_root: &Path, d: &DaemonProcess, id: &str) -> PathBuf {
+    let root = d.data_root.as_deref().unwrap_or("/var/lib/docker");
+    in_root(proc_root, d.pid, &format!("{root}/containers/{id}/config.v2.json"))
+}
+
+fn container_name(config: &Path) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_str(&fs::read_to_string(config).ok()?).ok()?;
+    Some(json["Name"].as_str()?.trim_start_matches('/').to_owned())
+}
+
+/// The running container of `d` whose published ports include `port`, from its files.
+fn publisher(proc_root: &Path, d: &DaemonProcess, port: u16, proto: Proto) -> Option<(String, String)> {
+    let root = d.data_root.as_deref().unwrap_or("/var/lib/docker");
+    let dir = in_root(proc_root, d.pid, &format!("{root}/containers"));
+    fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let json: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(e.path().join("config.v2.json")).ok()?).ok()?;
+        if json["State"]["Running"].as_bool() != Some(true) {
+            return None;
+        }
+        let publishes = json["NetworkSettings"]["Ports"].as_object()?.iter().any(|(key, binds)| {
+            key.ends_with(&format!("/{proto}"))
+                && binds
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|b| b["HostPort"].as_str() == Some(&port.to_string()))
+        });
+        publishes.then(|| {
+            (
+                json["ID"].as_str().unwrap_or_default().to_owned(),
+                json["Name"].as_str().unwrap_or_default().trim_start_matches('/').to_owned(),
+            )
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn flags_in_every_form_go_accepts() {
+        // The snap's command line (snap docker 24.0.5), then a second daemon's.
+        let snap = from_args(
+            812,
+            &args(
+                "dockerd --group docker --exec-root=/run/snap.docker \
+                 --data-root=/var/snap/docker/common/var-lib-docker --pidfile=/run/snap.docker/docker.pid \
+                 --config-file=/var/snap/docker/2904/config/daemon.json",
+            ),
+            false,
+        );
+        assert_eq!(snap.data_root.as_deref(), Some("/var/snap/docker/common/var-lib-docker"));
+        assert_eq!(snap.exec_root.as_deref(), Some("/run/snap.docker"));
+        assert_eq!(snap.pidfile.as_deref(), Some("/run/snap.docker/docker.pid"));
+        assert!(snap.hosts.is_empty(), "the snap names its socket in daemon.json");
+        let two = from_args(
+            900,
+            &args(
+                "/usr/bin/dockerd -H unix:///tmp/b.sock --host=tcp://127.0.0.1:2375 -p /tmp/b.pid -g /srv/b",
+            ),
+            false,
+        );
+        assert_eq!(two.hosts, ["unix:///tmp/b.sock", "tcp://127.0.0.1:2375"]);
+        assert_eq!(two.socket(), Some("unix:///tmp/b.sock"));
+        assert_eq!(two.pidfile.as_deref(), Some("/tmp/b.pid"));
+        assert_eq!(two.data_root.as_deref(), Some("/srv/b"));
+    }
+
+    #[test]
+    fn ours_is_the_daemon_with_the_reported_data_root_else_the_endpoints_socket() {
+        let d = |pid, host: &str, root: &str| DaemonProcess {
+            pid,
+            hosts: vec![host.to_owned()],
+            data_root: Some(root.to_owned()),
+            ..DaemonProcess::default()
+        };
+        // Both claim the default socket; only the data root tells them apart.
+        let ps = vec![d(10, "unix:///var/run/docker.sock", "/var/lib/docker"), d(20, "fd://", "/srv/two")];
+        assert_eq!(ours(&ps, "unix:///var/run/docker.sock", Some("/srv/two/")), Some(20));
+        assert_eq!(ours(&ps, "unix:///run/docker.sock", None), Some(10), "/var/run is /run");
+        assert_eq!(ours(&ps, "unix:///tmp/none.sock", None), None);
+    }
+}
