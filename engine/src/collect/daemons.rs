@@ -37,7 +37,16 @@ pub fn collect(
     };
     let mut processes: Vec<DaemonProcess> =
         pids.iter().filter_map(|&pid| read_daemon(proc_root, pid)).collect();
-    let ours = ours(&processes, endpoint, root_dir);
+    // Daemons in containers (a lab, CI runners) report their own `/var/lib/docker` and socket
+    // path; the one in our mount namespace is the likelier match.
+    let mount_ns = |pid: &str| fs::read_link(proc_root.join(pid).join("ns/mnt")).ok();
+    let own = mount_ns("self");
+    let local: Vec<u32> = processes
+        .iter()
+        .map(|d| d.pid)
+        .filter(|p| own.is_some() && mount_ns(&p.to_string()) == own)
+        .collect();
+    let ours = ours(&processes, &local, endpoint, root_dir);
     for d in &mut processes {
         // rootlesskit (host side) → rootlesskit child → dockerd.
         let ancestors = ancestors_of(proc_root, d.pid);
@@ -155,19 +164,21 @@ fn flag_values(args: &[String], names: &[&str]) -> Vec<String> {
 
 /// The daemon behind the endpoint: the one whose data root the API reported, else the one that
 /// names the endpoint's socket.
-fn ours(processes: &[DaemonProcess], endpoint: &str, root_dir: Option<&str>) -> Option<u32> {
-    if let Some(root) = root_dir {
-        let root = normalise(root);
-        if let Some(d) =
-            processes.iter().find(|d| d.data_root.as_deref().map(normalise) == Some(root.clone()))
-        {
-            return Some(d.pid);
+fn ours(processes: &[DaemonProcess], local: &[u32], endpoint: &str, root_dir: Option<&str>) -> Option<u32> {
+    // Of several that match, one in `local` (our mount namespace) first.
+    let pick = |matches: &dyn Fn(&DaemonProcess) -> bool| {
+        let found: Vec<u32> = processes.iter().filter(|d| matches(d)).map(|d| d.pid).collect();
+        found.iter().copied().find(|p| local.contains(p)).or(found.first().copied())
+    };
+    if let Some(root) = root_dir.map(normalise) {
+        if let Some(pid) = pick(&|d| d.data_root.as_deref().map(normalise).as_ref() == Some(&root)) {
+            return Some(pid);
         }
     }
     let want = normalise(endpoint);
     // `fd://` is systemd's socket activation: docker.socket listens on /run/docker.sock.
     let host = |h: &str| if h.starts_with("fd://") { normalise(DEFAULT_HOST) } else { normalise(h) };
-    processes.iter().find(|d| d.hosts.iter().any(|h| host(h) == want)).map(|d| d.pid)
+    pick(&|d| d.hosts.iter().any(|h| host(h) == want))
 }
 
 /// `/var/run` is a link to `/run` on every current distribution; trailing slashes say nothing.
@@ -288,8 +299,14 @@ mod tests {
         };
         // Both claim the default socket; only the data root tells them apart.
         let ps = vec![d(10, "unix:///var/run/docker.sock", "/var/lib/docker"), d(20, "fd://", "/srv/two")];
-        assert_eq!(ours(&ps, "unix:///var/run/docker.sock", Some("/srv/two/")), Some(20));
-        assert_eq!(ours(&ps, "unix:///run/docker.sock", None), Some(10), "/var/run is /run");
-        assert_eq!(ours(&ps, "unix:///tmp/none.sock", None), None);
+        assert_eq!(ours(&ps, &[], "unix:///var/run/docker.sock", Some("/srv/two/")), Some(20));
+        assert_eq!(ours(&ps, &[], "unix:///run/docker.sock", None), Some(10), "/var/run is /run");
+        assert_eq!(ours(&ps, &[], "unix:///tmp/none.sock", None), None);
+        // A daemon in a container reports the same root and socket as the host's: ours is the
+        // one in our mount namespace, whatever the pid order.
+        let same = |pid| d(pid, "unix:///var/run/docker.sock", "/var/lib/docker");
+        let ps = vec![same(5), same(30)];
+        assert_eq!(ours(&ps, &[30], "unix:///var/run/docker.sock", Some("/var/lib/docker")), Some(30));
+        assert_eq!(ours(&ps, &[], "unix:///var/run/docker.sock", Some("/var/lib/docker")), Some(5));
     }
 }

@@ -91,7 +91,7 @@ impl Rule for ChainsMissing {
                 let dnat =
                     fw.docker_dnat_count.iter().filter(|(b, _)| *b == backend).map(|(_, n)| n).sum::<usize>();
                 let chains = fw.docker_chains_in.contains(&backend);
-                let published: Vec<String> = cx
+                let mut published: Vec<String> = cx
                     .evidence
                     .containers()
                     .iter()
@@ -103,6 +103,8 @@ impl Rule for ChainsMissing {
                             .map(move |b| format!("{} publishes {}/{}", c.name, b.host_port, b.proto))
                     })
                     .collect();
+                // Both families of one publish are one binding each; say each port once.
+                published.dedup();
                 let port_published = cx
                     .containers_binding()
                     .any(|(c, b)| c.state.holds_ports() && !c.actual.is_empty() && b.host_port == q.port);

@@ -80,7 +80,9 @@ impl Rule for OtherDaemon {
                     ));
                 }
                 evidence.extend(cx.error_evidence());
-                let names: Vec<&str> = holds.iter().filter_map(|(h, _)| h.container_name.as_deref()).collect();
+                let mut names: Vec<&str> = holds.iter().filter_map(|(h, _)| h.container_name.as_deref()).collect();
+                // One container holds both families through two proxies.
+                names.dedup();
                 let summary = format!(
                     "{} holds {q} for another Docker daemon, {}, not the one at {}",
                     holds.first().map_or_else(String::new, |(h, _)| who(h)),
@@ -118,6 +120,19 @@ fn who(h: &DaemonHold) -> String {
         Some(name) => format!("container {name} ({process})"),
         None => process,
     }
+}
+
+/// Whether a docker-proxy of another daemon forwards the port to `addr`: a DNAT rule to that
+/// address is that daemon's, not an orphan.
+pub fn serves_address(cx: &Context<'_>, addr: std::net::IpAddr) -> bool {
+    cx.evidence.listeners().iter().flat_map(|l| l.owners.iter()).any(|p| {
+        p.is_docker_proxy()
+            && foreign(cx, p.pid)
+            && crate::parse::proxy::parse_proxy_cmdline(
+                &p.cmdline.split_whitespace().map(str::to_owned).collect::<Vec<_>>(),
+            )
+            .is_some_and(|a| a.into_process(p.pid, None).container_ip == addr)
+    })
 }
 
 /// Whether `pid` holds the port for a daemon other than ours: the rules that would call it a
