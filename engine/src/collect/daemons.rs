@@ -309,4 +309,78 @@ mod tests {
         assert_eq!(ours(&ps, &[30], "unix:///var/run/docker.sock", Some("/var/lib/docker")), Some(30));
         assert_eq!(ours(&ps, &[], "unix:///var/run/docker.sock", Some("/var/lib/docker")), Some(5));
     }
+
+    #[test]
+    fn holders_are_given_to_the_daemon_they_belong_to() {
+        use crate::evidence::Listener;
+        let tmp = tempfile::tempdir().unwrap();
+        let proc_root = tmp.path().join("proc");
+        let fsroot = tmp.path().join("fs");
+        let proc = |pid: u32, comm: &str, ppid: u32, argv: &[&str]| {
+            let dir = proc_root.join(pid.to_string());
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join("comm"), format!("{comm}\n")).unwrap();
+            fs::write(dir.join("stat"), format!("{pid} ({comm}) S {ppid} 1 1 0")).unwrap();
+            fs::write(dir.join("cmdline"), argv.join("\0")).unwrap();
+            std::os::unix::fs::symlink(&fsroot, dir.join("root")).unwrap();
+        };
+        proc(100, "dockerd", 1, &["dockerd", "-H", "unix:///a.sock", "--data-root", "/ra"]);
+        proc(200, "dockerd", 1, &["dockerd", "-H=unix:///b.sock", "--data-root=/rb"]);
+        proc(300, "docker-proxy", 200, &["docker-proxy", "-proto", "tcp", "-host-port", "8080"]);
+        proc(310, "docker-proxy", 100, &["docker-proxy", "-proto", "tcp", "-host-port", "8080"]);
+        proc(400, "nginx", 1, &["nginx"]);
+        let id = "c".repeat(64);
+        let other_id = "d".repeat(64);
+        for (cid, name, running) in [(&id, "/hostnet", false), (&other_id, "/web", true)] {
+            let dir = fsroot.join("rb/containers").join(cid);
+            fs::create_dir_all(&dir).unwrap();
+            let json = serde_json::json!({
+                "ID": cid, "Name": name, "State": {"Running": running},
+                "NetworkSettings": {"Ports": {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}}
+            });
+            fs::write(dir.join("config.v2.json"), json.to_string()).unwrap();
+        }
+        let owner = |pid: u32, comm: &str, container_id: Option<&str>| ProcessRef {
+            pid,
+            comm: comm.into(),
+            cmdline: comm.into(),
+            container_id: container_id.map(str::to_owned),
+        };
+        let listener = |owners: Vec<ProcessRef>| Listener {
+            proto: Proto::Tcp,
+            addr: "0.0.0.0".parse().unwrap(),
+            port: 8080,
+            v6only: None,
+            interface: None,
+            inode: 1,
+            uid: 0,
+            netns: "host".into(),
+            owners,
+        };
+        let listeners = [
+            listener(vec![owner(300, "docker-proxy", None)]),
+            listener(vec![owner(310, "docker-proxy", None)]),
+            listener(vec![owner(400, "nginx", Some(&id))]),
+        ];
+        let d = collect(&proc_root, "unix:///a.sock", Some("/ra"), &listeners, 8080, Proto::Tcp);
+        assert!(d.scanned_all, "Docker's processes hold the port: every daemon is looked for");
+        assert_eq!(d.ours, Some(100));
+        let holds = |pid: u32| -> Vec<(u32, String, Option<String>)> {
+            let p = d.processes.iter().find(|p| p.pid == pid).expect("daemon listed");
+            p.holds.iter().map(|h| (h.pid, h.via.clone(), h.container_name.clone())).collect()
+        };
+        // The other daemon's proxy is named with the running container that publishes 8080 (not
+        // the stopped one), and the host-network process with its container's own name.
+        assert_eq!(
+            holds(200),
+            [
+                (300, "docker-proxy".to_owned(), Some("web".to_owned())),
+                (400, "container".to_owned(), Some("hostnet".to_owned()))
+            ]
+        );
+        // Ours: its own proxy, its containers left to the API.
+        assert_eq!(holds(100), [(310, "docker-proxy".to_owned(), None)]);
+        assert_eq!(d.foreign_holder(300).map(|(p, _)| p.pid), Some(200));
+        assert!(d.foreign_holder(310).is_none());
+    }
 }
