@@ -12,9 +12,10 @@ pub static DOC: RuleDoc = RuleDoc {
     code: CauseCode::StaleAllocation,
     title: "The daemon still counts a port nothing holds",
     what_it_detects: "`Bind for IP:P failed: port is already allocated` while the Docker API answers \
-        and no container publishes P (running, stopped or created), no docker-proxy forwards it \
-        and no socket is bound to it: the refusal comes from the daemon's own bookkeeping, not \
-        from anything that holds the port.",
+        and no running container publishes P, no docker-proxy forwards it and no socket is bound \
+        to it: the refusal comes from the daemon's own bookkeeping, not from anything that holds \
+        the port. Certain when no stopped or created container asks for P either (one that is \
+        still being torn down could be what the allocator counts).",
     why_it_happens: "The engine keeps a table of allocated host ports in memory and rebuilds it \
         from the endpoints it restores at start. A daemon killed mid-start or mid-cleanup, an \
         unclean shutdown, or a live-restore that brings back an endpoint whose container is gone \
