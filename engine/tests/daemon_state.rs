@@ -124,6 +124,20 @@ fn rules_gone_before_anything_failed_are_a_suspicion() {
 }
 
 #[test]
+fn a_daemon_run_without_iptables_has_no_chains_to_miss() {
+    let mut ev = bundle("chains-missing-silent");
+    let daemons = ev.daemons.get_or_insert_with(Default::default);
+    daemons.processes.push(portwhy::evidence::DaemonProcess {
+        pid: 4242,
+        cmdline: "dockerd --iptables=false".into(),
+        ..Default::default()
+    });
+    daemons.ours = Some(4242);
+    let d = diagnose(&ev, None);
+    assert!(!codes(&d).contains(&CauseCode::ChainsMissing), "{:?}", codes(&d));
+}
+
+#[test]
 fn a_split_backend_keeps_the_same_text() {
     let mut ev = bundle("chains-missing");
     // Docker's chains in iptables-legacy while `iptables` points at nft: the other explanation.

@@ -72,6 +72,14 @@ impl Rule for ChainsMissing {
         {
             return Vec::new();
         }
+        // A daemon told not to touch the firewall has no chains by design.
+        let ours = cx.evidence.daemons.as_ref().and_then(|d| {
+            let pid = d.ours?;
+            d.processes.iter().find(|p| p.pid == pid)
+        });
+        if ours.is_some_and(|d| d.cmdline.split_whitespace().any(|a| a == "--iptables=false")) {
+            return Vec::new();
+        }
         let fw = cx.evidence.firewall.as_ref();
         if fw.is_some_and(split_evidence) {
             return Vec::new();
