@@ -1,10 +1,8 @@
 //! Causes that live in the daemon's own state rather than in a holder: an allocation the daemon
 //! kept (PW015), chains a firewall reload wiped (PW016), a second daemon holding the port (PW017).
 //!
-//! PW016 and PW017 run over bundles recorded from private 20.10.24 daemons
-//! (fixtures/evidence/record-daemons.sh). PW015 could not be produced on a real daemon (see the
-//! test below for what stands in for it): its evidence is the recorded container-holds bundle with
-//! the holder taken away, which is what the daemon shows when only its bookkeeping holds the port.
+//! Each runs over bundles recorded from private 20.10.24 daemons (fixtures/evidence/record-daemons.sh),
+//! and PW015's holder-free path over the recorded container-holds bundle with the holder taken away.
 
 use std::path::PathBuf;
 
@@ -38,6 +36,38 @@ fn finding(d: &Diagnosis, code: CauseCode) -> &portwhy::diagnosis::Finding {
 }
 
 // ---- PW015 stale-allocation ----
+
+#[test]
+fn a_live_restore_restart_leaves_an_allocation_that_killing_the_proxies_does_not_free() {
+    // Recorded: kept (-p 18514) outlived a daemon restart under live-restore, was stopped and
+    // removed; its old docker-proxies stayed and the allocator refused fresh's publish.
+    let ev = bundle("stale-allocation");
+    let d = diagnose(&ev, Some(&error_of("stale-allocation")));
+    let top = &d.findings[0];
+    assert_eq!(top.code, CauseCode::StaleAllocation, "{:?}", codes(&d));
+    assert_eq!(top.confidence, Confidence::High);
+    let proxies: Vec<u32> = ev.docker.as_ref().expect("engine").proxies.iter().map(|p| p.pid).collect();
+    assert_eq!(proxies.len(), 2, "the two leftover proxies of the recording");
+    for pid in &proxies {
+        assert!(
+            top.evidence
+                .iter()
+                .any(|e| e.detail.starts_with(&format!("docker-proxy pid {pid} still forwards"))),
+            "{:#?}",
+            top.evidence
+        );
+    }
+    // Killing them was measured not to free the port: no finding offers it as the fix.
+    assert!(!codes(&d).contains(&CauseCode::StaleProxy), "{:?}", codes(&d));
+    let fix = top.fixes().next().expect("a fix");
+    assert_eq!(fix.action, Action::RestartDaemon { rootless: false });
+    assert!(
+        fix.effect.contains("live-restore is on"),
+        "the recording's daemon ran with live-restore: {}",
+        fix.effect
+    );
+    assert!(!codes(&d).contains(&CauseCode::ContainerHolds), "{:?}", codes(&d));
+}
 
 /// The recorded container-holds bundle (pwfx-a publishes 18403, pwfx-b's publish was refused by
 /// the allocator) with pwfx-a, its proxies and its sockets gone: Docker answers, and nothing but

@@ -33,6 +33,7 @@ fn diagnose(case: &str) -> (Diagnosis, Option<String>) {
 #[case::silent_share_v6only("silent-share-v6only", "PW008", ExitCode::ConflictFound)]
 #[case::silent_share_udp_reuseaddr("silent-share-udp-reuseaddr", "PW008", ExitCode::ConflictFound)]
 #[case::address_unavailable("address-unavailable", "PW014", ExitCode::ConflictFound)]
+#[case::stale_allocation("stale-allocation", "PW015", ExitCode::ConflictFound)]
 #[case::chains_missing("chains-missing", "PW016", ExitCode::ConflictFound)]
 #[case::other_daemon("other-daemon", "PW017", ExitCode::ConflictFound)]
 fn verdict(#[case] case: &str, #[case] first: &str, #[case] exit: ExitCode) {

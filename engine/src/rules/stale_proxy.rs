@@ -32,6 +32,11 @@ impl Rule for StaleProxy {
         let Some(docker) = &cx.evidence.docker else {
             return daemon_down(cx);
         };
+        // The allocator refusing a port only leftover proxies hold is its own stale state: killing
+        // the proxies does not free it (stale-allocation).
+        if super::stale_allocation::explains(cx) {
+            return Vec::new();
+        }
         let mut findings = Vec::new();
         for p in &docker.proxies {
             if p.host_port != q.port || p.proto != q.proto {
