@@ -4,9 +4,10 @@
 //! A host can run two engines at once (the snap and the distribution package, a second daemon
 //! for CI): a port held by the one the CLI does not talk to looks like a leftover proxy or a
 //! container nobody can see. Reading every process's `comm` costs more than the rest of a
-//! collection (see `procs`), so that pass runs only when one of the port's holders is Docker's
-//! (a docker-proxy, rootlesskit, dockerd, or a process in a container); otherwise the daemons
-//! the usual pidfiles name are listed.
+//! collection (see `procs`), so the daemons come from the usual pidfiles and from the port's
+//! holders themselves (a docker-proxy's parent); every process is read only when a holder of
+//! Docker's (a docker-proxy, rootlesskit, dockerd, a process in a container) belongs to none of
+//! those, or none of them is the daemon portwhy asked.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,12 +30,29 @@ pub fn collect(
 ) -> Daemons {
     let holders: Vec<&ProcessRef> =
         listeners.iter().flat_map(|l| l.owners.iter()).filter(|p| dockerish(p)).collect();
-    let scanned_all = !holders.is_empty();
-    let pids: Vec<u32> = if scanned_all {
-        procs::named(proc_root, &["dockerd"]).unwrap_or_default()
-    } else {
-        procs::docker_daemons(proc_root).into_iter().map(|(pid, _)| pid).collect()
-    };
+    // The daemons the pidfiles name, and those the holders lead to (a proxy's parent, a daemon
+    // holding the port itself): enough unless a holder belongs to none of them, such as a
+    // container process of a daemon with its own pidfile. Only then is every process read.
+    let mut pids: Vec<u32> = procs::docker_daemons(proc_root).into_iter().map(|(pid, _)| pid).collect();
+    for h in &holders {
+        let line = std::iter::once(h.pid).chain(ancestors_of(proc_root, h.pid));
+        pids.extend(line.filter(|&p| procs::comm(proc_root, p).as_deref() == Some("dockerd")).take(1));
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    let known: Vec<DaemonProcess> = pids.iter().filter_map(|&pid| read_daemon(proc_root, pid)).collect();
+    // Which daemon is ours must be known too, or every holder would look foreign to it.
+    let ours_known = ours(&known, &[], endpoint, root_dir).is_some();
+    let scanned_all = !holders.is_empty()
+        && (!ours_known
+            || holders.iter().any(|h| {
+                !known.iter().any(|d| belongs(proc_root, d, h, &ancestors_of(proc_root, d.pid)).is_some())
+            }));
+    if scanned_all {
+        pids.extend(procs::named(proc_root, &["dockerd"]).unwrap_or_default());
+        pids.sort_unstable();
+        pids.dedup();
+    }
     let mut processes: Vec<DaemonProcess> =
         pids.iter().filter_map(|&pid| read_daemon(proc_root, pid)).collect();
     // Daemons in containers (a lab, CI runners) report their own `/var/lib/docker` and socket
@@ -51,18 +69,7 @@ pub fn collect(
         // rootlesskit (host side) → rootlesskit child → dockerd.
         let ancestors = ancestors_of(proc_root, d.pid);
         for p in &holders {
-            let via = if p.pid == d.pid {
-                "dockerd"
-            } else if p.is_rootlesskit() && ancestors.contains(&p.pid) {
-                "rootlesskit"
-            } else if p.container_id.is_none() && ancestors_of(proc_root, p.pid).contains(&d.pid) {
-                // docker-proxy, or rootlesskit-docker-proxy's child of a rootless daemon.
-                "docker-proxy"
-            } else if p.container_id.as_deref().is_some_and(|id| container_file(proc_root, d, id).is_file()) {
-                "container"
-            } else {
-                continue;
-            };
+            let Some(via) = belongs(proc_root, d, p, &ancestors) else { continue };
             let mut hold = DaemonHold {
                 pid: p.pid,
                 via: via.to_owned(),
@@ -87,6 +94,22 @@ pub fn collect(
         }
     }
     Daemons { endpoint: endpoint.to_owned(), ours, scanned_all, processes }
+}
+
+/// How the holder `p` belongs to daemon `d` (whose ancestors are given), if it does.
+fn belongs(proc_root: &Path, d: &DaemonProcess, p: &ProcessRef, ancestors: &[u32]) -> Option<&'static str> {
+    if p.pid == d.pid {
+        Some("dockerd")
+    } else if p.is_rootlesskit() && ancestors.contains(&p.pid) {
+        Some("rootlesskit")
+    } else if p.container_id.is_none() && ancestors_of(proc_root, p.pid).contains(&d.pid) {
+        // docker-proxy, or rootlesskit-docker-proxy's child of a rootless daemon.
+        Some("docker-proxy")
+    } else if p.container_id.as_deref().is_some_and(|id| container_file(proc_root, d, id).is_file()) {
+        Some("container")
+    } else {
+        None
+    }
 }
 
 /// A process that holds ports for Docker: a proxy, rootlesskit, a daemon, a container's process.
@@ -363,7 +386,8 @@ mod tests {
             listener(vec![owner(400, "nginx", Some(&id))]),
         ];
         let d = collect(&proc_root, "unix:///a.sock", Some("/ra"), &listeners, 8080, Proto::Tcp);
-        assert!(d.scanned_all, "Docker's processes hold the port: every daemon is looked for");
+        // The proxies lead to both daemons, one is ours and one owns the container: no full pass.
+        assert!(!d.scanned_all);
         assert_eq!(d.ours, Some(100));
         let holds = |pid: u32| -> Vec<(u32, String, Option<String>)> {
             let p = d.processes.iter().find(|p| p.pid == pid).expect("daemon listed");
@@ -382,5 +406,21 @@ mod tests {
         assert_eq!(holds(100), [(310, "docker-proxy".to_owned(), None)]);
         assert_eq!(d.foreign_holder(300).map(|(p, _)| p.pid), Some(200));
         assert!(d.foreign_holder(310).is_none());
+
+        // A host-network container of a daemon nothing else leads to: only a pass over every
+        // process finds that daemon.
+        proc(500, "dockerd", 1, &["dockerd", "--data-root", "/rc", "-H", "unix:///c.sock"]);
+        proc(600, "redis-server", 1, &["redis-server"]);
+        let third = "e".repeat(64);
+        let dir = fsroot.join("rc/containers").join(&third);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("config.v2.json"), r#"{"Name": "/cache"}"#).unwrap();
+        let listeners = [listener(vec![owner(600, "redis-server", Some(&third))])];
+        let d = collect(&proc_root, "unix:///a.sock", Some("/ra"), &listeners, 8080, Proto::Tcp);
+        assert!(d.scanned_all);
+        assert_eq!(
+            d.foreign_holder(600).map(|(p, h)| (p.pid, h.container_name.as_deref())),
+            Some((500, Some("cache")))
+        );
     }
 }

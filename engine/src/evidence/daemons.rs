@@ -12,8 +12,9 @@ pub struct Daemons {
     /// listening on that socket. `None` when no dockerd process matched.
     #[serde(default)]
     pub ours: Option<u32>,
-    /// Whether every process was looked at. Without a Docker process among the port's holders only
-    /// the daemons named by their usual pidfiles are listed.
+    /// Whether every process was looked at. Otherwise the list holds the daemons named by their
+    /// usual pidfiles and those the port's holders lead to, which accounted for every holder and
+    /// included ours.
     #[serde(default)]
     pub scanned_all: bool,
     pub processes: Vec<DaemonProcess>,
