@@ -155,6 +155,17 @@ pub(crate) fn checked(evidence: &Evidence) -> Vec<String> {
     if evidence.host.is_some() {
         out.push("host: kernel, WSL, resolver, conntrack".to_owned());
     }
+    // One daemon is the usual case and says nothing; more are worth knowing even when none holds the port.
+    if let Some(d) = evidence.daemons.as_ref().filter(|d| d.processes.len() > 1) {
+        let pids: Vec<String> = d.processes.iter().map(|p| p.pid.to_string()).collect();
+        out.push(format!(
+            "{} dockerd processes (pids {}{}); portwhy asked {}",
+            pids.len(),
+            pids.join(", "),
+            if d.scanned_all { "" } else { ", from pidfiles and the port's holders" },
+            d.endpoint
+        ));
+    }
     out
 }
 
