@@ -285,7 +285,8 @@ mod tests {
 
     #[test]
     fn flags_in_every_form_go_accepts() {
-        // The snap's command line (snap docker 24.0.5), then a second daemon's.
+        // Composed, not read from a host: flags shaped like the snap's launcher passes, then a
+        // second daemon's.
         let snap = from_args(
             812,
             &args(

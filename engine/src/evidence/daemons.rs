@@ -71,7 +71,7 @@ impl DaemonProcess {
             .map(String::as_str)
     }
 
-    /// `pid 812 (unix:///run/snap.docker/docker.sock, data root /var/snap/docker/common/var-lib-docker)`.
+    /// `pid 812 (unix:///run/docker-ci.sock, data root /srv/docker-ci)`.
     pub fn describe(&self) -> String {
         format!(
             "pid {} ({}, data root {})",

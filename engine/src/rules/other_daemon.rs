@@ -23,7 +23,7 @@ pub static DOC: RuleDoc = RuleDoc {
         or an invisible container.",
     example: "docker ps --filter publish=8080                          # empty\n\
         ss -ltnp 'sport = :8080'   # docker-proxy pid 4121, child of dockerd pid 812\n\
-        docker -H unix:///run/snap.docker/docker.sock ps --filter publish=8080   # web",
+        docker -H unix:///run/docker-ci.sock ps --filter publish=8080   # web",
     fix: "Ask the other daemon: `docker -H unix:///THAT.sock ps --filter publish=PORT`, then stop \
         its container there (`docker -H unix:///THAT.sock stop NAME`), or publish on another port. \
         If the second engine is not wanted, remove it (`snap remove docker`, or stop and disable \
