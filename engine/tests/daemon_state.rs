@@ -154,6 +154,49 @@ fn rules_gone_before_anything_failed_are_a_suspicion() {
 }
 
 #[test]
+fn a_flushed_chain_or_a_lost_rule_is_named_as_such() {
+    use portwhy::evidence::Backend;
+    // `iptables -t nat -F DOCKER`: the chain stays, its rules go.
+    let mut ev = bundle("chains-missing-silent");
+    let fw = ev.firewall.as_mut().expect("firewall read");
+    fw.docker_chains_in = vec![Backend::IptablesNft];
+    let d = diagnose(&ev, None);
+    let f = finding(&d, CauseCode::ChainsMissing);
+    assert!(f.evidence.iter().any(|e| e.detail.contains("hold no DNAT rule")), "{:#?}", f.evidence);
+
+    // Other ports keep their rules but 18511's is gone.
+    let fw = ev.firewall.as_mut().expect("firewall read");
+    fw.docker_dnat_count = vec![(Backend::IptablesNft, 3)];
+    let d = diagnose(&ev, None);
+    let f = finding(&d, CauseCode::ChainsMissing);
+    assert!(
+        f.evidence.iter().any(|e| e.detail == "no DNAT rule for port 18511/tcp in any backend"),
+        "{:#?}",
+        f.evidence
+    );
+
+    // With its rule back there is nothing to say.
+    let web = ev.docker.as_ref().and_then(|d| d.containers.iter().find(|c| c.name == "web")).expect("web");
+    let addr = *web.addresses.values().next().expect("web's address");
+    ev.firewall.as_mut().expect("firewall").nat_rules.push(portwhy::evidence::NatRule {
+        backend: Backend::IptablesNft,
+        family: portwhy::evidence::Family::Ipv4,
+        table: "nat".into(),
+        chain: "DOCKER".into(),
+        proto: portwhy::port::Proto::Tcp,
+        dport: 18511,
+        match_dest: None,
+        in_iface: Some("!docker0".into()),
+        to_addr: addr,
+        to_port: 80,
+        raw: format!("-A DOCKER ! -i docker0 -p tcp -m tcp --dport 18511 -j DNAT --to-destination {addr}:80"),
+        position: Some(2),
+    });
+    let d = diagnose(&ev, None);
+    assert!(!codes(&d).contains(&CauseCode::ChainsMissing), "{:?}", codes(&d));
+}
+
+#[test]
 fn a_daemon_run_without_iptables_has_no_chains_to_miss() {
     let mut ev = bundle("chains-missing-silent");
     let daemons = ev.daemons.get_or_insert_with(Default::default);
