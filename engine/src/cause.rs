@@ -42,11 +42,17 @@ pub enum CauseCode {
     Platform,
     #[serde(rename = "PW014")]
     AddressUnavailable,
+    #[serde(rename = "PW015")]
+    StaleAllocation,
+    #[serde(rename = "PW016")]
+    ChainsMissing,
+    #[serde(rename = "PW017")]
+    OtherDaemon,
 }
 
 impl CauseCode {
     /// Every code, in code order.
-    pub const ALL: [CauseCode; 15] = [
+    pub const ALL: [CauseCode; 18] = [
         Self::NoConflict,
         Self::HostProcess,
         Self::ContainerHolds,
@@ -62,6 +68,9 @@ impl CauseCode {
         Self::PrivilegedPort,
         Self::Platform,
         Self::AddressUnavailable,
+        Self::StaleAllocation,
+        Self::ChainsMissing,
+        Self::OtherDaemon,
     ];
 
     /// `PW001`.
@@ -82,6 +91,9 @@ impl CauseCode {
             Self::PrivilegedPort => "PW012",
             Self::Platform => "PW013",
             Self::AddressUnavailable => "PW014",
+            Self::StaleAllocation => "PW015",
+            Self::ChainsMissing => "PW016",
+            Self::OtherDaemon => "PW017",
         }
     }
 
@@ -103,6 +115,9 @@ impl CauseCode {
             Self::PrivilegedPort => "privileged-port",
             Self::Platform => "platform",
             Self::AddressUnavailable => "address-unavailable",
+            Self::StaleAllocation => "stale-allocation",
+            Self::ChainsMissing => "chains-missing",
+            Self::OtherDaemon => "other-daemon",
         }
     }
 

@@ -1,5 +1,6 @@
 //! Rules over evidence bundles recorded from real faults on a Docker 20.10.24 host
-//! (engine/tests/fixtures/evidence/record.sh re-records them): the verdict, its first cause, the
+//! (engine/tests/fixtures/evidence/record.sh re-records them; record-daemons.sh those that need
+//! daemons of their own): the verdict, its first cause, the
 //! exit code, and a snapshot of the whole JSON document per bundle.
 
 use portwhy::cause::CauseCode;
@@ -32,6 +33,9 @@ fn diagnose(case: &str) -> (Diagnosis, Option<String>) {
 #[case::silent_share_v6only("silent-share-v6only", "PW008", ExitCode::ConflictFound)]
 #[case::silent_share_udp_reuseaddr("silent-share-udp-reuseaddr", "PW008", ExitCode::ConflictFound)]
 #[case::address_unavailable("address-unavailable", "PW014", ExitCode::ConflictFound)]
+#[case::stale_allocation("stale-allocation", "PW015", ExitCode::ConflictFound)]
+#[case::chains_missing("chains-missing", "PW016", ExitCode::ConflictFound)]
+#[case::other_daemon("other-daemon", "PW017", ExitCode::ConflictFound)]
 fn verdict(#[case] case: &str, #[case] first: &str, #[case] exit: ExitCode) {
     let (d, text) = diagnose(case);
     assert_eq!(d.findings.first().map(|f| f.code.code()), Some(first), "{case}: {:#?}", d.findings);

@@ -199,6 +199,7 @@ async fn query_engine(docker_host: Option<&str>, focus: Option<u16>) -> Result<D
         firewall_backend: info.firewall_backend.and_then(|f| f.driver),
         operating_system: info.operating_system.unwrap_or_default(),
         live_restore: info.live_restore_enabled,
+        docker_root_dir: info.docker_root_dir.filter(|d| !d.is_empty()),
         containers,
         proxies: Vec::new(),
         rootlesskit_pid: None,

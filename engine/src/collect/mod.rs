@@ -5,6 +5,7 @@
 //! `iptables-legacy-save` creates legacy tables, so it only runs when they already exist).
 
 pub mod claims;
+pub mod daemons;
 pub mod docker;
 pub mod firewall;
 pub mod host;
@@ -95,6 +96,15 @@ impl LiveHost {
             }
             d.proxies.sort_by_key(|p| p.pid);
         }
+        let root_dir = ev.docker.as_ref().and_then(|d| d.docker_root_dir.clone());
+        ev.daemons = Some(daemons::collect(
+            &o.proc_root,
+            &docker::endpoint(o.docker_host.as_deref()),
+            root_dir.as_deref(),
+            ev.listeners(),
+            query.port,
+            query.proto,
+        ));
         if let Some(h) = ev.host.as_mut().filter(|h| h.systemd_resolved_pid.is_none()) {
             h.systemd_resolved_pid = owners.iter().find(|p| p.comm == "systemd-resolve").map(|p| p.pid);
         }

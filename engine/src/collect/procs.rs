@@ -125,7 +125,7 @@ pub fn docker_side(proc_root: &Path) -> Vec<u32> {
 
 /// rootlesskit by name, or by its executable: its child re-executes `/proc/self/exe`, so that
 /// one's `comm` is `exe` (measured with rootlesskit 1.1.0).
-fn is_rootlesskit(proc_root: &Path, pid: u32) -> bool {
+pub(crate) fn is_rootlesskit(proc_root: &Path, pid: u32) -> bool {
     comm(proc_root, pid).as_deref() == Some("rootlesskit")
         || fs::read_link(proc_root.join(pid.to_string()).join("exe"))
             .is_ok_and(|exe| exe.file_name().is_some_and(|n| n == "rootlesskit"))

@@ -24,6 +24,10 @@ pub struct DockerState {
     /// bundles recorded before it was collected.
     #[serde(default)]
     pub live_restore: Option<bool>,
+    /// `docker info` DockerRootDir: the data root of the daemon that answered, which tells it
+    /// apart from other daemons on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_root_dir: Option<String>,
     /// Every container, including created, exited and restarting ones.
     pub containers: Vec<Container>,
     /// docker-proxy processes found on the host (or in rootlesskit's namespace), parsed from argv.

@@ -5,11 +5,13 @@
 //! A source that could not be read is `None` plus an entry in `unavailable`, never a crash.
 
 pub mod bundle;
+mod daemons;
 mod docker;
 mod firewall;
 mod host;
 mod sockets;
 
+pub use daemons::*;
 pub use docker::*;
 pub use firewall::*;
 pub use host::*;
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::port::PortQuery;
 
 /// Version of the bundle format written by `portwhy collect`. Bump on any incompatible change;
-/// optional fields (`collected_by`, `error_text`, `subject`) were added within version 1.
+/// optional fields (`collected_by`, `error_text`, `subject`, `daemons`) were added within version 1.
 pub const BUNDLE_SCHEMA_VERSION: u32 = 1;
 
 /// All evidence gathered about one port.
@@ -47,6 +49,10 @@ pub struct Evidence {
     pub firewall: Option<FirewallState>,
     /// Host facts: kernel, WSL, Docker Desktop, resolver, conntrack.
     pub host: Option<HostInfo>,
+    /// Every dockerd process and which one the API answered from (absent from bundles of
+    /// portwhy before it was collected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemons: Option<Daemons>,
     /// Sources that could not be read, with the reason; the verdict names them.
     #[serde(default)]
     pub unavailable: Vec<Unavailable>,

@@ -42,7 +42,9 @@
 //! - A firewall text that says a chain is missing sets `firewall_error` with the command's table
 //!   and chain. Engine 29's nftables backend has no such text: when its incremental update fails
 //!   it reloads the whole `docker-bridges` table (moby's `internal/nftables`), so a flushed
-//!   ruleset heals on the next publish.
+//!   ruleset heals on the next publish. nft's own words for a rule whose table or chain is gone
+//!   (`Error: Could not process rule: No such file or directory`, then the rule it echoes) are
+//!   read the same way, with the table and chain taken from the echoed rule.
 //! - `all ports are allocated` (a host port range with no free port) is the allocator's, like
 //!   `port is already allocated`, and names no port.
 //!
@@ -175,7 +177,8 @@ pub enum FirewallErrorKind {
     /// The chain Docker appends to is gone (`iptables: No chain/target/match by that name.`,
     /// `Chain 'DOCKER' does not exist`): a firewall reload or flush wiped Docker's chains, or
     /// `iptables` now points at the other backend. iptables words a missing target or match the
-    /// same way, but the command in Docker's text only names its own chains.
+    /// same way, but the command in Docker's text only names its own chains. nft says `Could not
+    /// process rule: No such file or directory`.
     ChainMissing,
     /// iptables-nft names an unknown target as a chain (`Chain 'DNAT' does not exist`): the kernel
     /// lacks the target's module (`nft_nat`, `xt_nat`), so the rule cannot be written at all.
@@ -274,7 +277,7 @@ pub fn classify(input: &str) -> Result<DaemonError, ErrorTextError> {
     if input.trim().is_empty() {
         return Err(ErrorTextError::Empty);
     }
-    let lines = clean_lines(input);
+    let lines = join_nft_echo(clean_lines(input));
     let read: Vec<DaemonError> = lines.iter().map(|l| read_line(&l.body)).collect();
     let pick = read
         .iter()
@@ -309,6 +312,29 @@ pub fn classify(input: &str) -> Result<DaemonError, ErrorTextError> {
         out.container = own.or_else(|| lines.iter().find_map(|l| l.container.clone()));
     }
     Ok(out)
+}
+
+/// nft prints the rule it refused on the line after its complaint: that line names the table,
+/// chain and port, so it belongs to the complaint.
+fn join_nft_echo(lines: Vec<Line>) -> Vec<Line> {
+    let mut out: Vec<Line> = Vec::with_capacity(lines.len());
+    for l in lines {
+        let echo = l.body.starts_with("add rule ") || l.body.starts_with("insert rule ");
+        match out.last_mut() {
+            Some(prev)
+                if echo
+                    && prev
+                        .body
+                        .to_lowercase()
+                        .ends_with("could not process rule: no such file or directory") =>
+            {
+                prev.body.push_str(": ");
+                prev.body.push_str(&l.body);
+            }
+            _ => out.push(l),
+        }
+    }
+    out
 }
 
 /// One line of the pasted text that survived the noise filter.
@@ -510,6 +536,7 @@ static PATTERNS: LazyLock<Vec<AddrPattern>> = LazyLock::new(|| {
 /// The DNAT rule iptables refused: `-p tcp -d 0/0 --dport 8080 -j DNAT --to-destination 172.17.0.2:80`.
 /// The `--to-destination` address is the container's, never the host's.
 static FW_DPORT: LazyLock<Regex> = LazyLock::new(|| re(r"--dport (\d+)"));
+static NFT_DPORT: LazyLock<Regex> = LazyLock::new(|| re(r"\b(tcp|udp|sctp) dport (\d+)\b"));
 static FW_DEST: LazyLock<Regex> = LazyLock::new(|| re(r"(?:^|\s)-d (\S+)"));
 static FW_PROTO: LazyLock<Regex> = LazyLock::new(|| re(r"(?:^|\s)-p (tcp|udp|sctp)\b"));
 /// Last resort for unknown wordings: the first `IPv4:port` or `[IPv6]:port`.
@@ -622,6 +649,8 @@ fn is_firewall(lower: &str) -> bool {
         "ip6tables failed",
         "unable to enable dnat rule",
         "no chain/target/match",
+        // nft's own refusal of a rule for a table or chain that is gone.
+        "could not process rule",
         "nftables",
         "nf_tables",
     ]
@@ -679,6 +708,12 @@ fn read_line(body: &str) -> DaemonError {
             });
             let proto = FW_PROTO.captures(body).and_then(|c| proto(&c[1]));
             addr = Some(HostAddr { ip, port: dport, proto });
+        }
+    }
+    // nft echoes the rule it refused in its own syntax: `tcp dport 8080 dnat to 172.18.0.2:80`.
+    if firewall && addr.is_none() && body.contains(" dnat to ") {
+        if let Some(c) = NFT_DPORT.captures(body) {
+            addr = Some(HostAddr { ip: None, port: port(&c[2]), proto: proto(&c[1]) });
         }
     }
     if addr.is_none() && !firewall {
@@ -788,11 +823,22 @@ static FW_CHAIN: LazyLock<Regex> = LazyLock::new(|| re(r"(?:^|\s)-[AIDCR] (\S+)"
 /// Older iptables-nft: `iptables v1.8.2 (nf_tables): Chain 'DOCKER' does not exist`.
 static FW_NO_CHAIN: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)chain '([^']+)' does not exist"));
 
+/// The rule nft echoes under its error: `add rule ip docker-bridges nat-prerouting-and-output ...`.
+static NFT_RULE: LazyLock<Regex> = LazyLock::new(|| re(r"(?:add|insert) rule (?:ip|ip6|inet) (\S+) (\S+)"));
 /// Targets Docker's rules jump to; no chain of Docker's has these names.
 const IPTABLES_TARGETS: &[&str] = &["ACCEPT", "DROP", "RETURN", "DNAT", "SNAT", "MASQUERADE", "REDIRECT"];
 
 /// A missing chain, with the table and chain of the refused command.
 fn firewall_error(body: &str, lower: &str) -> Option<FirewallError> {
+    // nft names no chain in its complaint, only in the rule it echoes: `add rule ip TABLE CHAIN ...`.
+    if lower.contains("could not process rule: no such file or directory") {
+        let rule = NFT_RULE.captures(body);
+        return Some(FirewallError {
+            kind: FirewallErrorKind::ChainMissing,
+            table: rule.as_ref().map(|c| c[1].to_owned()),
+            chain: rule.as_ref().map(|c| c[2].to_owned()),
+        });
+    }
     let named = FW_NO_CHAIN.captures(body).map(|c| c[1].to_owned());
     if named.is_none() && !lower.contains("no chain/target/match by that name") {
         return None;

@@ -123,7 +123,12 @@ impl Rule for ContainerHolds {
             }
         }
         // The allocator's refusal names no holder; say so when no container was found.
-        if findings.is_empty() && cx.error_stage() == Some(Stage::Allocated) {
+        // Unless Docker answered and nothing holds the port at all: then the refusal is the
+        // allocator's own stale state (stale-allocation), and no container is to blame.
+        if findings.is_empty()
+            && cx.error_stage() == Some(Stage::Allocated)
+            && !super::stale_allocation::explains(cx)
+        {
             let mut evidence = Vec::new();
             evidence.extend(cx.error_evidence());
             evidence.push(EvidenceItem::new(

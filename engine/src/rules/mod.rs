@@ -38,11 +38,13 @@ pub trait Rule: Sync {
 }
 
 mod address_unavailable;
+mod chains_missing;
 mod container_holds;
 mod hairpin;
 mod host_process;
 mod no_conflict;
 mod orphaned_dnat;
+mod other_daemon;
 mod platform;
 mod privileged_port;
 mod resolver_stub;
@@ -50,6 +52,7 @@ mod rootless_regression;
 mod rootlesskit_holds;
 mod silent_share;
 mod split_backend;
+mod stale_allocation;
 mod stale_proxy;
 mod stopped_container;
 
@@ -59,11 +62,15 @@ pub fn all() -> &'static [&'static dyn Rule] {
     &[
         &resolver_stub::ResolverStub,
         &silent_share::SilentShare,
+        // Before the proxy and rootlesskit rules: the same holder, named with the daemon it serves.
+        &other_daemon::OtherDaemon,
         &rootlesskit_holds::RootlesskitHolds,
         &stale_proxy::StaleProxy,
+        &stale_allocation::StaleAllocation,
         &container_holds::ContainerHolds,
         &host_process::HostProcess,
         &orphaned_dnat::OrphanedDnat,
+        &chains_missing::ChainsMissing,
         &split_backend::SplitBackend,
         &address_unavailable::AddressUnavailable,
         // Before the permission rule: a Windows wording is the platform's first.
@@ -147,6 +154,17 @@ pub(crate) fn checked(evidence: &Evidence) -> Vec<String> {
     }
     if evidence.host.is_some() {
         out.push("host: kernel, WSL, resolver, conntrack".to_owned());
+    }
+    // One daemon is the usual case and says nothing; more are worth knowing even when none holds the port.
+    if let Some(d) = evidence.daemons.as_ref().filter(|d| d.processes.len() > 1) {
+        let pids: Vec<String> = d.processes.iter().map(|p| p.pid.to_string()).collect();
+        out.push(format!(
+            "{} dockerd processes (pids {}{}); portwhy asked {}",
+            pids.len(),
+            pids.join(", "),
+            if d.scanned_all { "" } else { ", from pidfiles and the port's holders" },
+            d.endpoint
+        ));
     }
     out
 }

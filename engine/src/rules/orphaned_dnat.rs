@@ -39,6 +39,8 @@ impl Rule for OrphanedDnat {
             if rule.dport != q.port
                 || rule.proto != q.proto
                 || cx.running_container_at(rule.to_addr).is_some()
+                // Another daemon's container, reached through its own proxy (other-daemon).
+                || super::other_daemon::serves_address(cx, rule.to_addr)
             {
                 continue;
             }

@@ -47,7 +47,8 @@ impl Rule for SplitBackend {
         let firewall_error = cx.error_stage() == Some(Stage::Firewall);
         if !both && elsewhere.is_none() {
             // The error alone points here, but without two backends in view it stays a suspicion.
-            if firewall_error {
+            // Wiped chains explain the same text better when both backends agree.
+            if firewall_error && !super::chains_missing::explains(cx) {
                 return vec![Finding {
                     code: DOC.code,
                     cause: DOC.code.name().into(),

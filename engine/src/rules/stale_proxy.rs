@@ -32,12 +32,18 @@ impl Rule for StaleProxy {
         let Some(docker) = &cx.evidence.docker else {
             return daemon_down(cx);
         };
+        // The allocator refusing a port only leftover proxies hold is its own stale state: killing
+        // the proxies does not free it (stale-allocation).
+        if super::stale_allocation::explains(cx) {
+            return Vec::new();
+        }
         let mut findings = Vec::new();
         for p in &docker.proxies {
             if p.host_port != q.port || p.proto != q.proto {
                 continue;
             }
-            if cx.running_container_at(p.container_ip).is_some() {
+            // A proxy of another live daemon forwards to that daemon's container (other-daemon).
+            if cx.running_container_at(p.container_ip).is_some() || super::other_daemon::foreign(cx, p.pid) {
                 continue;
             }
             let mut evidence = vec![
@@ -84,7 +90,9 @@ impl Rule for StaleProxy {
 fn daemon_down(cx: &Context<'_>) -> Vec<Finding> {
     let q = cx.query();
     cx.blocking_listeners()
-        .filter(|l| l.owners.iter().any(|p| p.is_docker_proxy()))
+        .filter(|l| {
+            l.owners.iter().any(|p| p.is_docker_proxy() && !super::other_daemon::foreign(cx, p.pid))
+        })
         .map(|l| {
             let pids: Vec<String> =
                 l.owners.iter().filter(|p| p.is_docker_proxy()).map(|p| p.pid.to_string()).collect();
