@@ -342,7 +342,8 @@ impl Environment {
         }
         let script = self.rootless_start_script(driver);
         // /run is a tmpfs, which the archive API does not write into: the shell writes it.
-        self.sh_ok(&format!("cat > /run/portwhy/dockerd.sh <<'PORTWHY_EOF'\n{script}\nPORTWHY_EOF\n")).await?;
+        self.sh_ok(&format!("cat > /run/portwhy/dockerd.sh <<'PORTWHY_EOF'\n{script}\nPORTWHY_EOF\n"))
+            .await?;
         self.restart_dockerd().await
     }
 
@@ -508,7 +509,11 @@ impl Environment {
             self.docker
                 .upload_to_container(
                     &self.id,
-                    Some(bollard::query_parameters::UploadToContainerOptionsBuilder::new().path("/usr/local").build()),
+                    Some(
+                        bollard::query_parameters::UploadToContainerOptionsBuilder::new()
+                            .path("/usr/local")
+                            .build(),
+                    ),
                     bollard::body_full(tar.into()),
                 )
                 .await

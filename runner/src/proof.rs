@@ -189,8 +189,12 @@ impl Proof<'_> {
                         "no tarball engine at {to} or later among this run's engines (run it with --engine {to})"
                     )))
                 })?;
-                let version = env.install_engine(image).await.map_err(|e| failed("upgrading the engine", &e))?;
-                Ok(vec![format!("installed {} ({}): dockerd now reports {version}", image.engine.name, image.tag)])
+                let version =
+                    env.install_engine(image).await.map_err(|e| failed("upgrading the engine", &e))?;
+                Ok(vec![format!(
+                    "installed {} ({}): dockerd now reports {version}",
+                    image.engine.name, image.tag
+                )])
             }
             Step::SetRootlessPortDriver { driver } => {
                 let d = match driver.as_str() {

@@ -109,13 +109,7 @@ pub struct EnvironmentSpec {
 
 impl Default for EnvironmentSpec {
     fn default() -> Self {
-        Self {
-            backends: all_backends(),
-            userland_proxy: true,
-            rootless: false,
-            ipv6: false,
-            engines: vec![],
-        }
+        Self { backends: all_backends(), userland_proxy: true, rootless: false, ipv6: false, engines: vec![] }
     }
 }
 
@@ -701,7 +695,8 @@ fn validate(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> 
             (k, None) => format!("[expect.engine.\"{k}\"]"),
         };
         let e = s.expectation_for_cell(engine, backend).map_err(|m| {
-            let needle = if key.is_empty() && backend.is_none() { "[expect]".to_owned() } else { label.clone() };
+            let needle =
+                if key.is_empty() && backend.is_none() { "[expect]".to_owned() } else { label.clone() };
             invalid(&needle, format!("{label}: {m}"), "pair `trigger = \"fails\"` with a `stage`")
         })?;
         if e.trigger == ExpectedTrigger::Succeeds

@@ -10,10 +10,13 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("runner sits in the workspace").to_owned()
 }
 
-const ENGINES: [EngineKey<'static>; 3] = [
+const ENGINES: [EngineKey<'static>; 6] = [
     EngineKey { name: "bookworm", version: "20.10.24" },
     EngineKey { name: "trixie", version: "26.1.5" },
     EngineKey { name: "forky", version: "28.5.2" },
+    EngineKey { name: "static-29.1.1", version: "29.1.1" },
+    EngineKey { name: "static-29.1.2", version: "29.1.2" },
+    EngineKey { name: "static-29.7.2", version: "29.7.2" },
 ];
 
 #[test]
@@ -128,9 +131,23 @@ fn shards_partition_the_matrix() {
         scenario::load_dir(&repo().join("scenarios")).unwrap().into_iter().map(|(_, s)| s).collect();
     let engines = portwhy_harness::load_catalog(&repo().join("engines.toml")).unwrap();
     let all = matrix::plan(&scenarios, &engines, &Selection::default()).unwrap();
-    // Rootless runs on 28 with nft only; every other scenario on every engine and both backends.
-    let rootless = scenarios.iter().filter(|s| s.environment.rootless).count();
-    assert_eq!(all.len(), (scenarios.len() - rootless) * engines.len() * 2 + rootless);
+    use portwhy_lab::scenario::BackendName;
+    // The nftables backend exists from Engine 29.0 on: no cell asks an older engine for it, and
+    // every 29.x engine gets it for the host-listener scenario, which runs on every backend.
+    for c in &all {
+        if c.backend == BackendName::Nftables {
+            assert!(c.engine.version.starts_with("29."), "{} asks {} for nftables", c.id(), c.engine.version);
+        }
+    }
+    for v in ["29.1.1", "29.1.2", "29.7.2"] {
+        assert!(
+            all.iter().any(|c| c.engine.version == v
+                && c.backend == BackendName::Nftables
+                && c.scenario.name == "host-listener-wildcard"),
+            "no nftables cell on {v}"
+        );
+    }
+    assert!(all.iter().any(|c| c.engine.version == "20.10.24" && c.backend == BackendName::Nft));
     let mut seen = Vec::new();
     for i in 1..=3 {
         let shard =

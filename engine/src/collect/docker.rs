@@ -411,7 +411,10 @@ mod tests {
             port_driver_arg(&argv("rootlesskit --net=slirp4netns --port-driver=slirp4netns --copy-up=/etc")),
             Some("slirp4netns".into())
         );
-        assert_eq!(port_driver_arg(&argv("rootlesskit --port-driver builtin dockerd")), Some("builtin".into()));
+        assert_eq!(
+            port_driver_arg(&argv("rootlesskit --port-driver builtin dockerd")),
+            Some("builtin".into())
+        );
         assert_eq!(port_driver_arg(&argv("rootlesskit --net=slirp4netns dockerd")), None);
         assert_eq!(port_driver_arg(&argv("rootlesskit --port-driver-x=1")), None);
     }

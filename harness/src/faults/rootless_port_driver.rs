@@ -28,7 +28,9 @@ impl RootlessPortDriverFault {
 
     /// rootlesskit's own command line names the driver.
     pub(crate) async fn check(&self, env: &Environment) -> Result<(), HarnessError> {
-        let out = env.sh("for p in $(pgrep -x rootlesskit); do tr '\\0' ' ' < /proc/$p/cmdline; echo; done").await?;
+        let out = env
+            .sh("for p in $(pgrep -x rootlesskit); do tr '\\0' ' ' < /proc/$p/cmdline; echo; done")
+            .await?;
         let want = format!("--port-driver={}", self.driver.as_str());
         if out.stdout.lines().any(|l| l.split(' ').any(|a| a == want)) {
             return Ok(());
