@@ -15,5 +15,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 # Snapshots are compared, never written, in a test run (review workflow: see README).
 export INSTA_UPDATE=no
+# Cells mostly wait on engines and probes; three at a time keeps the 290-cell matrix inside CI's
+# budget on two cores (measured: README, "What the matrix measured here").
+export PORTWHY_LAB_JOBS="${PORTWHY_LAB_JOBS:-3}"
 cargo nextest run --workspace --all-features --profile ci --no-tests=fail "$@"
 cargo test --workspace --doc

@@ -533,7 +533,9 @@ impl Environment {
 
     /// Whether the dockerd this environment started is alive.
     pub async fn dockerd_running(&self) -> Result<bool, HarnessError> {
-        Ok(self.sh("kill -0 \"$(cat /run/portwhy/dockerd.pid)\" 2>/dev/null").await?.success())
+        // A zombie answers `kill -0` until tini reaps it: only a live state counts.
+        let script = "s=$(awk '{print $3}' /proc/\"$(cat /run/portwhy/dockerd.pid)\"/stat 2>/dev/null) && [ -n \"$s\" ] && [ \"$s\" != Z ]";
+        Ok(self.sh(script).await?.success())
     }
 
     async fn signal_dockerd(&self, signal: &str, wait: Duration) -> Result<(), HarnessError> {

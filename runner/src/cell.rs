@@ -59,6 +59,7 @@ fn blank_result(plan: &CellPlan) -> CellResult {
         title: s.title.clone(),
         seed: s.seed_claim.source,
         claim: s.seed_claim.claim.clone(),
+        predicts: s.seed_claim.predicts,
         engine: plan.engine.version.clone(),
         engine_name: plan.engine.name.clone(),
         backend: plan.backend,

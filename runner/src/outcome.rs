@@ -6,7 +6,9 @@ use portwhy::parse::error::Stage;
 use portwhy::remedy::{ActionKind, Purpose, Risk};
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{Answerer, BackendName, Expectation, SeedSource, TrafficSource, TriggerResult};
+use crate::scenario::{
+    Answerer, BackendName, Expectation, Prediction, SeedSource, TrafficSource, TriggerResult,
+};
 
 /// Version of the results.json document. Bump on any incompatible change.
 /// 2: typed causes, every remedy tried with its outcome (`remedies`), and the evidence bundle
@@ -170,6 +172,9 @@ pub struct CellResult {
     pub title: String,
     pub seed: SeedSource,
     pub claim: String,
+    /// The seed claim's prediction, when the scenario states one: the cell upholds or refutes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicts: Option<Prediction>,
     /// The inner engine's server version, e.g. `28.5.2`.
     pub engine: String,
     pub engine_name: String,
@@ -236,6 +241,23 @@ impl CellResult {
             Some(t) => format!("{} proven ({})", t.kind, t.risk.as_str()),
             None => "no fix proven".to_owned(),
         }
+    }
+
+    /// Whether the cell upholds its seed claim's prediction (`None`: no prediction, or not run).
+    pub fn upholds_claim(&self) -> Option<bool> {
+        let p = self.predicts?;
+        let observed = self.observed.as_ref()?;
+        Some(observed.trigger == p.trigger && p.cause.is_none_or(|c| observed.cause == Some(c)))
+    }
+
+    /// What the engine did, in the terms the matrix compares engines by: the publish, the cause,
+    /// and who answered each probe.
+    pub fn outcome_key(&self) -> Option<String> {
+        let o = self.observed.as_ref()?;
+        let answers: Vec<String> =
+            o.traffic.iter().map(|t| format!("{}>{}", t.from.as_str(), t.answered.as_str())).collect();
+        let trigger = if o.trigger == TriggerResult::Succeeds { "published" } else { "failed" };
+        Some(format!("{trigger} {} {}", self.cause_text(), answers.join(",")))
     }
 
     /// The one-line verdict of the verdict's finding.

@@ -55,14 +55,26 @@ pub struct SeedClaim {
     pub source: SeedSource,
     /// Short restatement; never the seed's own sentences.
     pub claim: String,
+    /// What the claim says the engine does, so each cell upholds or refutes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicts: Option<Prediction>,
+}
+
+/// A claim's prediction for the trigger: whether the publish fails and, optionally, the cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prediction {
+    pub trigger: TriggerResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<CauseCode>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SeedSource {
-    /// 000_6f5509e30c1bb32c.txt: the guide to Docker bind errors.
+    /// "Docker port binding: address already in use", the guide to Docker bind errors.
     #[serde(rename = "seed 1")]
     Seed1,
-    /// 001_92200d1571fdd97d.txt: the story of a port shared through SO_REUSEADDR.
+    /// "Understanding Port Sharing and SO_REUSEADDR in Docker".
     #[serde(rename = "seed 2")]
     Seed2,
     /// No seed claims this; the project adds it (controls, measured engine behaviour).

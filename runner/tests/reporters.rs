@@ -152,3 +152,61 @@ fn every_report_prints_the_targets_against_the_run() {
         assert!(report::html::render(&r).contains("<p id=\"targets\">Targets: median cell &lt;= 5 s"));
     }
 }
+
+#[test]
+fn an_absent_engine_is_not_run_in_every_reporter_with_how_to_get_it() {
+    let mut r = load("results.json");
+    let mut cell = r.cells[0].clone();
+    let how = "engines/docker-29.9.9.tgz is absent: download https://download.docker.com/linux/static/stable/x86_64/docker-29.9.9.tgz into engines";
+    cell.engine_name = "static-29.9.9".into();
+    cell.engine = "29.9.9".into();
+    cell.status = Status::NotRun;
+    cell.observed = None;
+    cell.diagnosis = None;
+    cell.remedies.clear();
+    cell.failures = vec![format!("not run: {how}")];
+    r.cells.push(cell);
+
+    let md = report::markdown::render(&r);
+    assert!(md.contains("**NOT RUN: static-29.9.9** (1 cells)") && md.contains(how), "{md}");
+    assert!(md.contains("1 NOT RUN"), "the summary line counts it");
+    let html = report::html::render(&r);
+    assert!(html.contains("data-not-run=\"1\"") && html.contains("NOT RUN: <b>static-29.9.9</b>"));
+    let term = report::terminal::summary_table(&r.cells, r.wall_ms);
+    assert!(term.contains("NOT RUN: static-29.9.9 (1 cells)") && term.contains(how), "{term}");
+    let xml = report::junit::render(&r);
+    let doc = roxmltree::Document::parse(&xml).expect("valid XML");
+    assert_eq!(doc.root_element().attribute("skipped"), Some("1"));
+    let skipped: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("skipped")).collect();
+    assert_eq!(skipped.len(), 1);
+    assert!(skipped[0].attribute("message").unwrap_or_default().contains("download.docker.com"));
+    // Never a pass: the counts keep it apart.
+    let c = report::counts(&r.cells);
+    assert_eq!((c.not_run, c.pass + c.fail + c.error + c.not_run), (1, r.cells.len()));
+}
+
+/// What the engines did, as measured in the recorded run (README "Where the engines disagree"):
+/// the SO_REUSEADDR UDP share happens on 28.5.2 only, the cross-network hairpin drop is gone on 29.
+#[test]
+fn seed_claims_are_upheld_and_refuted_per_engine() {
+    let r = load("results.json");
+    let (upheld, refuted) =
+        report::claim_verdicts(&r.cells, "silent-share-udp-reuseaddr").expect("a prediction");
+    assert_eq!(upheld, vec!["28.5.2"], "refuted by {refuted:?}");
+    for v in ["20.10.24", "26.1.5", "29.1.1", "29.1.2", "29.7.2"] {
+        assert!(refuted.iter().any(|e| e.starts_with(v)), "{v} missing from {refuted:?}");
+    }
+    let (upheld, refuted) = report::claim_verdicts(&r.cells, "hairpin-cross-network").expect("a prediction");
+    assert_eq!(refuted, vec!["29.1.1", "29.1.2", "29.7.2"], "upheld by {upheld:?}");
+    // A claim no engine upholds.
+    let (upheld, _) = report::claim_verdicts(&r.cells, "orphaned-dnat-docker-chain").expect("a prediction");
+    assert!(upheld.is_empty(), "{upheld:?}");
+
+    let disagree = report::disagreeing(&r.cells);
+    for s in ["silent-share-udp-reuseaddr", "hairpin-cross-network", "rootless-regression-slirp4netns"] {
+        assert!(disagree.contains(s), "{s} not marked: {disagree:?}");
+    }
+    assert!(!disagree.contains("host-listener-wildcard"), "every engine refuses a held port the same way");
+    let md = report::markdown::render(&r);
+    assert!(md.contains("| hairpin-cross-network **engines disagree** |"));
+}

@@ -1,7 +1,7 @@
 //! Cross-network hairpin: a container on network B cannot reach a port published by a container on
 //! network A through the host's address, while the host itself can.
 //!
-//! Seed 1 (000_6f5509e30c1bb32c.txt) suggests a container reaching its own published port fails;
+//! The guide "Docker port binding: address already in use" suggests a container reaching its own published port fails;
 //! on Engines 20.10, 26 and 28 that simple case works. What fails is the cross-network case with
 //! `userland-proxy=false`: the DNATed packet is forwarded from B's bridge to A's and dropped by
 //! DOCKER-ISOLATION. It is a reachability fault, never a bind error. `check` measures both paths.

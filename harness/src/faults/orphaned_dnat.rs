@@ -1,6 +1,6 @@
 //! A DNAT rule for the port pointing at an address no container has.
 //!
-//! Seed 1 (000_6f5509e30c1bb32c.txt) treats a stale DNAT rule as a cause of the bind error. On
+//! The guide "Docker port binding: address already in use" treats a stale DNAT rule as a cause of the bind error. On
 //! Engines 20.10, 26 and 28 it is not: `docker run -p` succeeds, Docker adds its own rule after the
 //! orphan, and traffic to the host address is sent to the dead address by whichever rule comes
 //! first. This injector reproduces that real behaviour: the symptom is unreachable, not unbindable.

@@ -10,7 +10,7 @@ use crate::scenario::ExpectedTrigger;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}\
 table{border-collapse:collapse}th,td{border:1px solid #bbb;padding:.3rem .5rem;vertical-align:top}\
-td.pass{background:#d8f3dc}td.fail{background:#ffd6d6}td.error{background:#ffe8b3}td.none{background:#eee}td.not-run{background:#e0e0ff}\
+td.pass{background:#d8f3dc}td.fail{background:#ffd6d6}td.error{background:#ffe8b3}td.none{background:#eee}td.not-run{background:#e0e0ff}.disagree{font-size:small;background:#ffe8b3;padding:0 .3em}\
 td[data-cell]{min-width:11rem;max-width:20rem}details>summary{cursor:pointer;font-weight:600}\
 details .body{max-height:18rem;overflow:auto;font-size:.8rem}pre{white-space:pre-wrap;font-size:.8rem}\
 .claim{max-width:30rem}";
@@ -136,6 +136,7 @@ pub fn render(results: &RunResults) -> String {
         "<p id=\"targets\">{}</p>",
         escape(&crate::outcome::targets_line(cells, results.wall_ms))
     );
+    let disagree = crate::report::disagreeing(cells);
     out.push_str("<table id=\"matrix\"><thead><tr><th>scenario</th>");
     for (name, version, backend) in &ax.columns {
         let _ = write!(out, "<th>{} {}<br>{backend}</th>", escape(name), escape(version));
@@ -143,7 +144,18 @@ pub fn render(results: &RunResults) -> String {
     out.push_str("</tr></thead><tbody>\n");
     for s in &ax.scenarios {
         let title = cells.iter().find(|c| &c.scenario == s).map_or("", |c| c.title.as_str());
-        let _ = write!(out, "<tr><th title=\"{}\">{}</th>", escape(title), escape(s));
+        let disagree = if disagree.contains(s) {
+            " <span class=\"disagree\" title=\"the engines did different things\">engines disagree</span>"
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            "<tr data-disagree=\"{}\"><th title=\"{}\">{}{disagree}</th>",
+            !disagree.is_empty(),
+            escape(title),
+            escape(s)
+        );
         for (name, _, backend) in &ax.columns {
             match find(cells, s, name, *backend) {
                 Some(c) => cell_html(&mut out, c),
@@ -152,18 +164,32 @@ pub fn render(results: &RunResults) -> String {
         }
         out.push_str("</tr>\n");
     }
-    out.push_str("</tbody></table>\n<h2>Seed claims against the engines</h2><table id=\"claims\"><thead><tr><th>scenario</th><th>source</th><th>claim (restated)</th><th>what the engines did</th></tr></thead><tbody>\n");
+    out.push_str("</tbody></table>\n<h2>Seed claims against the engines</h2><table id=\"claims\"><thead><tr><th>scenario</th><th>source</th><th>claim (restated)</th><th>upheld by</th><th>refuted by</th><th>what the engines did</th></tr></thead><tbody>\n");
     for s in &ax.scenarios {
         let Some(first) = cells.iter().find(|c| &c.scenario == s) else { continue };
         let _ = write!(
             out,
-            "<tr data-claim=\"{}\"><td>{}</td><td>{} <small>{}</small></td><td class=\"claim\">{}</td><td><ul>",
+            "<tr data-claim=\"{}\"><td>{}</td><td>{} <small>{}</small></td><td class=\"claim\">{}</td>",
             escape(s),
             escape(s),
             first.seed.label(),
             first.seed.title(),
             escape(&first.claim)
         );
+        match crate::report::claim_verdicts(cells, s) {
+            Some((upheld, refuted)) => {
+                let list =
+                    |v: &[String]| if v.is_empty() { "none".to_owned() } else { escape(&v.join(", ")) };
+                let _ = write!(
+                    out,
+                    "<td class=\"upheld\">{}</td><td class=\"refuted\">{}</td>",
+                    list(&upheld),
+                    list(&refuted)
+                );
+            }
+            None => out.push_str("<td>-</td><td>-</td>"),
+        }
+        out.push_str("<td><ul>");
         for c in cells.iter().filter(|c| &c.scenario == s) {
             let _ = write!(
                 out,

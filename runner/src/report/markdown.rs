@@ -19,6 +19,14 @@ fn cell_text(status: Status, cause: Option<&str>) -> String {
     format!("{mark} {}", cause.unwrap_or(""))
 }
 
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".to_owned()
+    } else {
+        v.join(", ")
+    }
+}
+
 fn md(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
@@ -41,7 +49,8 @@ pub fn render(results: &RunResults) -> String {
         let _ = writeln!(out, "- **NOT RUN: {engine}** ({n} cells): {}", md(&how));
     }
     let _ = writeln!(out, "{}\n", crate::outcome::targets_line(cells, results.wall_ms));
-    out.push_str("## Matrix\n\n| scenario |");
+    let disagree = crate::report::disagreeing(cells);
+    out.push_str("## Matrix\n\nA scenario marked **engines disagree** did different things on different engines (the publish's result, the cause, or who answered).\n\n| scenario |");
     for (name, version, backend) in &ax.columns {
         let _ = write!(out, " {name} {version} {backend} |");
     }
@@ -49,7 +58,8 @@ pub fn render(results: &RunResults) -> String {
     out.push_str(&"---|".repeat(ax.columns.len()));
     out.push('\n');
     for s in &ax.scenarios {
-        let _ = write!(out, "| {s} |");
+        let mark = if disagree.contains(s) { " **engines disagree**" } else { "" };
+        let _ = write!(out, "| {s}{mark} |");
         for (name, _, backend) in &ax.columns {
             match find(cells, s, name, *backend) {
                 Some(c) => {
@@ -73,7 +83,7 @@ pub fn render(results: &RunResults) -> String {
         }
     }
     remedies_section(&mut out, cells);
-    out.push_str("\n## Seed claims against the engines\n\n| scenario | source | claim (restated) | what the engines did |\n|---|---|---|---|\n");
+    out.push_str("\n## Seed claims against the engines\n\n| scenario | source | claim (restated) | upheld by | refuted by | what the engines did |\n|---|---|---|---|---|---|\n");
     for s in &ax.scenarios {
         let Some(first) = cells.iter().find(|c| &c.scenario == s) else { continue };
         let did: Vec<String> = cells
@@ -84,9 +94,12 @@ pub fn render(results: &RunResults) -> String {
                 format!("{} {}/{}: {t}, portwhy {}", c.engine, c.engine_name, c.backend, c.cause_text())
             })
             .collect();
+        let (upheld, refuted) = crate::report::claim_verdicts(cells, s)
+            .map(|(u, r)| (list_or_none(&u), list_or_none(&r)))
+            .unwrap_or_else(|| ("-".into(), "-".into()));
         let _ = writeln!(
             out,
-            "| {s} | {} ({}) | {} | {} |",
+            "| {s} | {} ({}) | {} | {upheld} | {refuted} | {} |",
             first.seed.label(),
             first.seed.title(),
             md(&first.claim),

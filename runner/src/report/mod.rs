@@ -5,7 +5,7 @@ pub mod junit;
 pub mod markdown;
 pub mod terminal;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::event::Event;
@@ -171,4 +171,54 @@ pub fn not_run_engines(cells: &[CellResult]) -> Vec<(String, usize, String)> {
     }
     out.sort();
     out
+}
+
+/// Scenarios whose engines did different things: the publish's result, the cause portwhy named,
+/// or who answered a probe differs between two cells that ran.
+pub fn disagreeing(cells: &[CellResult]) -> BTreeSet<String> {
+    let mut seen: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for c in cells {
+        if let Some(k) = c.outcome_key() {
+            seen.entry(c.scenario.as_str()).or_default().insert(k);
+        }
+    }
+    seen.into_iter().filter(|(_, k)| k.len() > 1).map(|(s, _)| s.to_owned()).collect()
+}
+
+/// For a scenario whose seed claim predicts an outcome: the engines whose cells uphold it and the
+/// ones whose cells refute it. An engine is named once when all its backends agree, otherwise as
+/// `version/backend` per cell.
+pub fn claim_verdicts(cells: &[CellResult], scenario: &str) -> Option<(Vec<String>, Vec<String>)> {
+    // Keyed by the parsed version first, so engines list oldest first.
+    type EngineKey = (Option<portwhy::version::EngineVersion>, String);
+    let mut by_engine: BTreeMap<EngineKey, Vec<(&CellResult, bool)>> = BTreeMap::new();
+    for c in cells.iter().filter(|c| c.scenario == scenario) {
+        if let Some(v) = c.upholds_claim() {
+            let key = (portwhy::version::EngineVersion::parse(&c.engine).ok(), c.engine.clone());
+            by_engine.entry(key).or_default().push((c, v));
+        }
+    }
+    if by_engine.is_empty() {
+        return None;
+    }
+    let (mut upheld, mut refuted) = (Vec::new(), Vec::new());
+    for ((_, version), group) in by_engine {
+        if group.iter().all(|(_, v)| *v == group[0].1) {
+            if group[0].1 {
+                upheld.push(version)
+            } else {
+                refuted.push(version)
+            }
+        } else {
+            for (c, v) in group {
+                let label = format!("{version}/{}", c.backend);
+                if v {
+                    upheld.push(label)
+                } else {
+                    refuted.push(label)
+                }
+            }
+        }
+    }
+    Some((upheld, refuted))
 }
