@@ -118,12 +118,7 @@ fn dockerish(p: &ProcessRef) -> bool {
 }
 
 fn read_daemon(proc_root: &Path, pid: u32) -> Option<DaemonProcess> {
-    let raw = fs::read(proc_root.join(pid.to_string()).join("cmdline")).ok()?;
-    let args: Vec<String> = raw
-        .split(|b| *b == 0)
-        .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
+    let args = procs::cmdline(proc_root, pid)?;
     let rootless = procs::parent(proc_root, pid).is_some_and(|p| procs::is_rootlesskit(proc_root, p));
     let mut d = from_args(pid, &args, rootless);
     let config = flag_values(&args, &["--config-file"]).pop().unwrap_or_else(|| DEFAULT_CONFIG.to_owned());

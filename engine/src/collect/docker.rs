@@ -55,15 +55,10 @@ pub fn collect(
 
 /// The `--port-driver` of the first rootlesskit whose command line names one.
 fn rootless_port_driver(proc_root: &Path) -> Option<String> {
-    procs::named(proc_root, &["rootlesskit"]).ok()?.into_iter().find_map(|pid| {
-        let raw = fs::read(proc_root.join(pid.to_string()).join("cmdline")).ok()?;
-        let args: Vec<String> = raw
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        port_driver_arg(&args)
-    })
+    procs::named(proc_root, &["rootlesskit"])
+        .ok()?
+        .into_iter()
+        .find_map(|pid| port_driver_arg(&procs::cmdline(proc_root, pid)?))
 }
 
 /// `--port-driver=slirp4netns` or `--port-driver slirp4netns` (rootlesskit's flag parser takes both).
@@ -370,12 +365,7 @@ fn scan_processes(proc_root: &Path, rootless: bool) -> (Vec<ProxyProcess>, Optio
         .flat_map(|&(daemon, rootless)| procs::daemon_children(proc_root, daemon, rootless))
         .filter(|&pid| procs::comm(proc_root, pid).as_deref() == Some("docker-proxy"))
         .filter_map(|pid| {
-            let raw = fs::read(proc_root.join(pid.to_string()).join("cmdline")).ok()?;
-            let args: Vec<String> = raw
-                .split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
+            let args = procs::cmdline(proc_root, pid)?;
             Some(parse_proxy_cmdline(&args)?.into_process(pid, None))
         })
         .collect();

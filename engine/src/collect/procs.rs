@@ -84,6 +84,17 @@ pub fn daemon_children(proc_root: &Path, daemon: u32, rootless: bool) -> Vec<u32
     out
 }
 
+/// The argv of one process, from `/proc/PID/cmdline` (NUL-separated; empty words dropped).
+pub fn cmdline(proc_root: &Path, pid: u32) -> Option<Vec<String>> {
+    let raw = fs::read(proc_root.join(pid.to_string()).join("cmdline")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+    )
+}
+
 /// `comm` of one process.
 pub fn comm(proc_root: &Path, pid: u32) -> Option<String> {
     fs::read_to_string(proc_root.join(pid.to_string()).join("comm")).ok().map(|c| c.trim_end().to_owned())
