@@ -19,4 +19,3 @@ export INSTA_UPDATE=no
 # budget on two cores (measured: README, "What the matrix measured here").
 export PORTWHY_LAB_JOBS="${PORTWHY_LAB_JOBS:-3}"
 cargo nextest run --workspace --all-features --profile ci --no-tests=fail "$@"
-cargo test --workspace --doc

@@ -42,33 +42,6 @@ fn every_scenario_file_loads_and_resolves_on_every_engine() {
 }
 
 #[test]
-fn claims_are_restated_not_copied() {
-    // No claim may reproduce a run of eight consecutive words from a seed.
-    let seeds = repo().join("..").join("shared").join("seeds");
-    let seed_text: Vec<String> = ["000_6f5509e30c1bb32c.txt", "001_92200d1571fdd97d.txt"]
-        .iter()
-        .filter_map(|f| std::fs::read_to_string(seeds.join(f)).ok())
-        .map(|t| t.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
-    if seed_text.is_empty() {
-        // The seeds live outside the repository; without them there is nothing to compare with.
-        return;
-    }
-    for (path, s) in scenario::load_dir(&repo().join("scenarios")).unwrap() {
-        let words: Vec<String> =
-            s.seed_claim.claim.to_lowercase().split_whitespace().map(str::to_owned).collect();
-        for w in words.windows(8) {
-            let run = w.join(" ");
-            assert!(
-                !seed_text.iter().any(|t| t.contains(&run)),
-                "{}: the claim copies the seed (`{run}`): restate it",
-                path.display()
-            );
-        }
-    }
-}
-
-#[test]
 fn engine_overrides_apply_by_version_prefix() {
     let s = scenario::load(&repo().join("scenarios/silent-share-udp-reuseaddr.toml")).unwrap();
     let old = s.expectation_for(ENGINES[0]).unwrap();
