@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::{docker, firewall, host, sockets, CollectOptions};
 use crate::evidence::Unavailable;
-use crate::signals::{Conntrack, NatDrift, OwnerSockets, PublishedPorts, Signals, SIGNALS_SCHEMA_VERSION};
+use crate::signals::{Conntrack, OwnerSockets, PublishedPorts, Signals, SIGNALS_SCHEMA_VERSION};
 
 /// Read every signal; a source that cannot be read is listed in `unavailable`.
 pub fn collect(o: &CollectOptions) -> Signals {
@@ -82,16 +82,7 @@ pub fn collect(o: &CollectOptions) -> Signals {
     // Port 0 matches no rule: only the per-backend counts of Docker's DNAT rules are wanted here.
     let (fw, fw_unavailable) = firewall::collect(&o.proc_root, 0);
     unavailable.extend(fw_unavailable);
-    let nat = fw
-        .docker_dnat_count
-        .iter()
-        .map(|(backend, rules)| NatDrift {
-            backend: *backend,
-            docker_dnat_rules: *rules,
-            published_bindings: v4_bindings,
-            drift: *rules as i64 - v4_bindings as i64,
-        })
-        .collect();
+    let nat = crate::signals::nat_drift(&fw, v4_bindings);
     let conntrack = match host::collect(&o.proc_root) {
         Ok(h) => match (h.conntrack_count, h.conntrack_max) {
             (Some(count), Some(max)) if max > 0 => {
