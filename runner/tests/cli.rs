@@ -1,5 +1,5 @@
 //! The binary's documented exit codes: 2 for bad input (a broken scenario file names file, line and
-//! fix; an unknown engine), 3 when Docker is unreachable.
+//! fix; an unknown engine), 3 when Docker is unreachable, 4 when a required engine did not run.
 
 use std::path::Path;
 use std::process::Command;
@@ -46,4 +46,41 @@ fn unreachable_docker_exits_3_with_the_fix() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("DOCKER_HOST"));
+}
+
+/// An engine whose tarball is absent: its cells are NOT RUN with the download URL, the run exits 0,
+/// and 4 once that engine is required. Nothing is built and no environment starts.
+#[test]
+fn an_absent_tarball_engine_is_not_run_and_exit_4_when_required() {
+    let dir = std::env::temp_dir().join(format!("portwhy-lab-absent-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let catalog = dir.join("engines.toml");
+    std::fs::write(
+        &catalog,
+        r#"[[engine]]
+name = "static-29.9.9"
+version = "29.9.9"
+recipe = { kind = "tarball", path = "docker-29.9.9.tgz", base_suite = "bookworm", url = "https://download.docker.com/linux/static/stable/x86_64/docker-29.9.9.tgz" }
+"#,
+    )
+    .unwrap();
+    let me = std::env::current_exe().unwrap();
+    let run = |extra: &[&str]| {
+        let mut c = lab();
+        c.arg("--catalog").arg(&catalog).arg("--portwhy").arg(&me);
+        c.args(["run", "--scenario", "host-listener-wildcard", "--report"]).arg(dir.join("report"));
+        c.args(extra).env_remove("PORTWHY_LAB_REQUIRE_ENGINE").output().unwrap()
+    };
+    let out = run(&[]);
+    // Progress goes to stderr, the summary table to stdout.
+    let err = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("NOT RUN: static-29.9.9 (3 cells)") && err.contains("download.docker.com"), "{err}");
+    assert!(err.contains("3 NOT RUN"), "the summary counts them apart from passes: {err}");
+    let md = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
+    assert!(md.contains("**NOT RUN: static-29.9.9**"), "{md}");
+    let out = run(&["--require-engine", "29"]);
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("required engine(s) did not run"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
