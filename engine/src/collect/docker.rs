@@ -48,17 +48,21 @@ pub fn collect(
     state.proxies = proxies;
     state.rootlesskit_pid = rootlesskit;
     if state.rootless {
-        state.rootless_port_driver = rootless_port_driver(proc_root);
+        state.rootless_port_driver = rootless_port_driver(proc_root, rootlesskit);
     }
     Ok(state)
 }
 
-/// The `--port-driver` of the first rootlesskit whose command line names one.
-fn rootless_port_driver(proc_root: &Path) -> Option<String> {
-    procs::named(proc_root, &["rootlesskit"])
-        .ok()?
-        .into_iter()
-        .find_map(|pid| port_driver_arg(&procs::cmdline(proc_root, pid)?))
+/// The `--port-driver` of the rootless engine's rootlesskit. The pid `scan_processes` found is
+/// rootlesskit's child or the rootless dockerd; the child and its parent carry the flag, so those
+/// are read first and the whole of /proc only when neither names it (a busy host has thousands).
+fn rootless_port_driver(proc_root: &Path, inside: Option<u32>) -> Option<String> {
+    let from = |pid: u32| procs::cmdline(proc_root, pid).and_then(|a| port_driver_arg(&a));
+    let mut near = inside.into_iter().flat_map(|p| {
+        let parent = procs::parent(proc_root, p);
+        std::iter::once(p).chain(parent).chain(parent.and_then(|q| procs::parent(proc_root, q)))
+    });
+    near.find_map(from).or_else(|| procs::named(proc_root, &["rootlesskit"]).ok()?.into_iter().find_map(from))
 }
 
 /// `--port-driver=slirp4netns` or `--port-driver slirp4netns` (rootlesskit's flag parser takes both).
@@ -392,6 +396,30 @@ fn scan_processes(proc_root: &Path, rootless: bool) -> (Vec<ProxyProcess>, Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_port_driver_comes_from_the_found_pids_parent_or_else_by_name() {
+        let root = std::env::temp_dir().join(format!("portwhy-portdriver-{}", std::process::id()));
+        let proc_ = |pid: u32, ppid: u32, comm: &str, argv: &[&str]| {
+            let d = root.join(pid.to_string());
+            fs::create_dir_all(&d).unwrap();
+            fs::write(d.join("cmdline"), argv.join("\0")).unwrap();
+            fs::write(d.join("comm"), format!("{comm}\n")).unwrap();
+            fs::write(d.join("stat"), format!("{pid} ({comm}) S {ppid} 0 0 0")).unwrap();
+        };
+        // rootlesskit (9) -> its child (10, re-exec'd as /proc/self/exe) -> the rootless dockerd (11).
+        // At first 9's comm is one a search by name cannot find: only the walk up from 11 reaches it.
+        let kit = ["rootlesskit", "--net=slirp4netns", "--port-driver=slirp4netns", "dockerd-rootless.sh"];
+        proc_(9, 1, "rk-renamed", &kit);
+        proc_(10, 9, "exe", &["/proc/self/exe", "--port-driver=slirp4netns"]);
+        proc_(11, 10, "dockerd", &["dockerd"]);
+        assert_eq!(rootless_port_driver(&root, Some(11)).as_deref(), Some("slirp4netns"));
+        assert_eq!(rootless_port_driver(&root, None), None);
+        // Without a pid to start from, rootlesskit is found by name.
+        proc_(9, 1, "rootlesskit", &kit);
+        assert_eq!(rootless_port_driver(&root, None).as_deref(), Some("slirp4netns"));
+        fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn the_port_driver_is_read_in_both_flag_forms() {
