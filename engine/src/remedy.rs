@@ -196,6 +196,8 @@ pub enum Action {
     RunPortwhy { query: PortQuery },
     /// `ip -br addr`: the addresses each interface has (read-only).
     ShowAddresses,
+    /// `ip addr add ADDR/PREFIX dev IFACE`: give an interface the address a publish names back.
+    AddAddress { address: IpAddr, prefix: u8, interface: String },
     /// `ss -lntp 'sport = :PORT'` (`-lunp` for UDP): who listens on the port (read-only).
     ShowListeners { port: u16, proto: Proto },
     /// `systemctl status UNIT`: whether a service runs (read-only).
@@ -408,6 +410,9 @@ impl Action {
             }],
             Self::RunPortwhy { query } => vec![run(["portwhy", &query.to_string()])],
             Self::ShowAddresses => vec![run(["ip", "-br", "addr"])],
+            Self::AddAddress { address, prefix, interface } => {
+                vec![run(["ip", "addr", "add", &format!("{address}/{prefix}"), "dev", interface])]
+            }
             Self::ShowListeners { port, proto } => {
                 let flags = if *proto == Proto::Udp { "-lunp" } else { "-lntp" };
                 vec![run(["ss", flags, &format!("sport = :{port}")])]

@@ -135,7 +135,11 @@ async fn start_env(lab: &Lab, plan: &CellPlan) -> Result<Environment, String> {
         rootless: s.environment.rootless,
         privileged: lab.privileged,
         ipv6: s.environment.ipv6,
-        daemon_json: serde_json::Value::Object(Default::default()),
+        daemon_json: if s.environment.live_restore {
+            serde_json::json!({ "live-restore": true })
+        } else {
+            serde_json::Value::Object(Default::default())
+        },
         labels: RunLabels {
             run_id: lab.run_id.clone(),
             scenario: s.name.clone(),

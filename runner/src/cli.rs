@@ -107,11 +107,15 @@ pub enum Command {
         #[arg(long)]
         run: Option<String>,
     },
-    /// Turn a `portwhy collect` evidence bundle into a scenario skeleton (TOML on stdout).
+    /// Turn a `portwhy collect` evidence bundle into a scenario (TOML on stdout, or a file with --write).
     Replay {
         bundle: PathBuf,
-        #[arg(long, default_value = "replayed")]
-        name: String,
+        /// Scenario name (default: from the port and the bundle's verdict, `replay-8080-host-process`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Write NAME.toml into this folder (e.g. `scenarios`) instead of printing it; never overwrites.
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
     },
     /// Engine images: build, list or prune.
     Images {
@@ -392,9 +396,18 @@ pub async fn main(cli: Cli) -> Result<(), LabError> {
             );
             Ok(())
         }
-        Command::Replay { bundle, name } => {
+        Command::Replay { bundle, name, write } => {
             let ev = crate::replay::load(&bundle).map_err(|e| LabError::BadInput(e.to_string()))?;
-            print!("{}", crate::replay::skeleton(&ev, &name));
+            let name = name.unwrap_or_else(|| crate::replay::default_name(&ev));
+            let text = crate::replay::skeleton(&ev, &name);
+            match write {
+                Some(dir) => {
+                    let path = crate::replay::write_into(&dir, &name, &text)
+                        .map_err(|e| LabError::BadInput(e.to_string()))?;
+                    println!("wrote {} (run it: portwhy-lab run --scenario {name})", path.display());
+                }
+                None => print!("{text}"),
+            }
             Ok(())
         }
         Command::Images { action } => {

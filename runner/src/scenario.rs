@@ -114,6 +114,9 @@ pub struct EnvironmentSpec {
     /// Re-enable IPv6 on lo/eth0 (needed for `::1` traffic and v6-only listeners).
     #[serde(default)]
     pub ipv6: bool,
+    /// daemon.json `live-restore`: containers keep running while dockerd restarts.
+    #[serde(default)]
+    pub live_restore: bool,
     /// Engine names from engines.toml (`bookworm`) or version prefixes (`28`, `20.10`); empty = all.
     #[serde(default)]
     pub engines: Vec<String>,
@@ -121,7 +124,14 @@ pub struct EnvironmentSpec {
 
 impl Default for EnvironmentSpec {
     fn default() -> Self {
-        Self { backends: all_backends(), userland_proxy: true, rootless: false, ipv6: false, engines: vec![] }
+        Self {
+            backends: all_backends(),
+            userland_proxy: true,
+            rootless: false,
+            ipv6: false,
+            live_restore: false,
+            engines: vec![],
+        }
     }
 }
 

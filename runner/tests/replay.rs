@@ -42,3 +42,49 @@ fn a_dual_stack_holder_becomes_a_v6_listener_and_the_failed_attempt_is_skipped()
     assert_eq!(s.faults[0]["v6only"].as_bool(), Some(false));
     assert_eq!(s.port.port, ev.query.port);
 }
+
+fn replayed(bundle: &str) -> scenario::Scenario {
+    let path =
+        bundles().into_iter().find(|p| p.ends_with(bundle)).unwrap_or_else(|| panic!("{bundle} recorded"));
+    let mut ev = replay::load(&path).unwrap();
+    // Bundles recorded before `collect --error` kept the daemon's text beside them; put it where
+    // `portwhy collect --error` now stores it.
+    if ev.error_text.is_none() {
+        ev.error_text = std::fs::read_to_string(path.with_extension("error.txt")).ok();
+    }
+    let name = replay::default_name(&ev);
+    let text = replay::skeleton(&ev, &name);
+    scenario::parse(Path::new(&format!("{name}.toml")), &text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+fn kinds(s: &scenario::Scenario) -> Vec<&str> {
+    s.faults.iter().map(|f| f["kind"].as_str().unwrap()).collect()
+}
+
+#[test]
+fn causes_without_a_holder_replay_into_the_fault_that_leaves_that_state() {
+    // Recorded by record-daemons.sh from real 20.10.24 daemons (see each bundle's `_recorded`).
+    let other = replayed("other-daemon.json");
+    assert_eq!(other.name, "replay-0-0-0-0-18513-other-daemon");
+    assert_eq!(kinds(&other), ["second-daemon"], "the other daemon's container is the holder");
+    assert_eq!(other.faults[0]["name"].as_str(), Some("other-web"));
+    assert_eq!(other.expect.remedy.map(|k| k.as_str()), Some("stop-container"));
+
+    let stale = replayed("stale-allocation.json");
+    assert_eq!(kinds(&stale), ["stale-allocation"]);
+    assert!(stale.environment.live_restore, "the allocation outlives a restart only under live-restore");
+    assert_eq!(
+        stale.expect.stage,
+        Some(portwhy::parse::error::Stage::Allocated),
+        "the stage is the daemon's text's"
+    );
+
+    let wiped = replayed("chains-missing.json");
+    assert!(kinds(&wiped).contains(&"firewall-wipe"), "{:?}", kinds(&wiped));
+    assert_eq!(wiped.expect.stage, Some(portwhy::parse::error::Stage::Firewall));
+
+    let gone = replayed("address-unavailable.json");
+    assert_eq!(kinds(&gone), ["address-gone"]);
+    assert_eq!(gone.faults[0]["gone"].as_str(), Some("192.0.2.10"));
+    assert_eq!(gone.expect.stage, Some(portwhy::parse::error::Stage::AddressUnavailable));
+}

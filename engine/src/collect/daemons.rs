@@ -78,14 +78,16 @@ pub fn collect(
             };
             // Our daemon's containers come from its API; another's only from its files.
             if Some(d.pid) != ours {
-                match &hold.container_id {
-                    Some(id) => hold.container_name = container_name(&container_file(proc_root, d, id)),
-                    None => {
-                        if let Some((id, name)) = publisher(proc_root, d, port, proto) {
-                            hold.container_id = Some(id);
-                            hold.container_name = Some(name);
-                        }
-                    }
+                if via == "container" {
+                    hold.container_name = hold
+                        .container_id
+                        .as_deref()
+                        .and_then(|id| container_name(&container_file(proc_root, d, id)));
+                } else if let Some((id, name)) = publisher(proc_root, d, port, proto) {
+                    hold.container_id = Some(id);
+                    hold.container_name = Some(name);
+                } else {
+                    hold.container_id = None;
                 }
             }
             if !d.holds.iter().any(|h| h.pid == hold.pid) {
@@ -102,11 +104,13 @@ fn belongs(proc_root: &Path, d: &DaemonProcess, p: &ProcessRef, ancestors: &[u32
         Some("dockerd")
     } else if p.is_rootlesskit() && ancestors.contains(&p.pid) {
         Some("rootlesskit")
-    } else if p.container_id.is_none() && ancestors_of(proc_root, p.pid).contains(&d.pid) {
-        // docker-proxy, or rootlesskit-docker-proxy's child of a rootless daemon.
-        Some("docker-proxy")
     } else if p.container_id.as_deref().is_some_and(|id| container_file(proc_root, d, id).is_file()) {
         Some("container")
+    } else if ancestors_of(proc_root, p.pid).contains(&d.pid) {
+        // docker-proxy, or rootlesskit-docker-proxy's child of a rootless daemon. Its cgroup may
+        // still name a container id: that of the container the daemon itself runs in (a lab, a CI
+        // runner), which is no container of this daemon.
+        Some("docker-proxy")
     } else {
         None
     }

@@ -143,6 +143,21 @@ impl Rule for AddressUnavailable {
                             net.iface, net.written
                         ),
                     ));
+                    remedies.push(Remedy::fix(
+                        Risk::Disruptive,
+                        Action::AddAddress {
+                            address: want,
+                            prefix: net.prefix,
+                            interface: net.iface.to_owned(),
+                        },
+                        format!(
+                            "gives {} the address back, so the same publish binds it; if another machine on \
+                             the network has {want} now, traffic to it breaks for both (check first with \
+                             `arping -D -I {} {want}`), and an address added by hand is gone at reboot \
+                             unless the network configuration names it",
+                            net.iface, net.iface
+                        ),
+                    ));
                     remedies.push(remedy::bind_address(
                         q,
                         net.ip,

@@ -6,33 +6,43 @@
 //! starts are recorded in `/run/portwhy/faults/<key>.pids` inside the environment, so `undo` needs
 //! only the fault's own description.
 
+mod address_gone;
 mod dockerd_killed;
 mod duplicate_container;
+mod firewall_wipe;
 mod hairpin;
 mod host_listener;
 mod leftover_proxy;
 mod orphaned_dnat;
 mod rootless_conflict;
 mod rootless_port_driver;
+mod second_daemon;
 mod silent_share;
 mod split_backend;
+mod stale_allocation;
 mod systemd_resolved;
+mod wsl_look;
 
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+pub use address_gone::AddressGone;
 pub use dockerd_killed::DockerdKilled;
 pub use duplicate_container::{DuplicateContainer, HolderState};
+pub use firewall_wipe::{FirewallWipe, Wipe};
 pub use hairpin::Hairpin;
 pub use host_listener::HostListener;
 pub use leftover_proxy::LeftoverProxy;
 pub use orphaned_dnat::{NatChain, OrphanedDnat};
 pub use rootless_conflict::RootlessConflict;
 pub use rootless_port_driver::RootlessPortDriverFault;
+pub use second_daemon::{SecondDaemon, SECOND_DAEMON_SOCKET};
 pub use silent_share::SilentShare;
 pub use split_backend::{SplitBackend, SplitVariant};
+pub use stale_allocation::StaleAllocation;
 pub use systemd_resolved::SystemdResolved;
+pub use wsl_look::WslLook;
 
 use crate::env::Environment;
 use crate::error::HarnessError;
@@ -55,21 +65,60 @@ impl Proto {
     }
 }
 
-/// Every fault the harness can inject.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Fault {
-    HostListener(HostListener),
-    DuplicateContainer(DuplicateContainer),
-    OrphanedDnat(OrphanedDnat),
-    SplitBackend(SplitBackend),
-    SystemdResolved(SystemdResolved),
-    SilentShare(SilentShare),
-    DockerdKilled(DockerdKilled),
-    LeftoverProxy(LeftoverProxy),
-    Hairpin(Hairpin),
-    RootlessConflict(RootlessConflict),
-    RootlessPortDriver(RootlessPortDriverFault),
+/// Declares every fault once: the enum (tagged by `kind` in scenario files) and its dispatch. A new
+/// fault is a file with `inject`/`check`/`undo` and one line here.
+macro_rules! faults {
+    ($($variant:ident($ty:ty) = $tag:literal,)*) => {
+        /// Every fault the harness can inject.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind")]
+        pub enum Fault {
+            $(#[serde(rename = $tag)] $variant($ty),)*
+        }
+
+        /// Every fault's `kind`, in declaration order.
+        pub const FAULT_KINDS: &[&str] = &[$($tag),*];
+
+        impl Fault {
+            /// The serde tag of this fault (`host-listener`, ...).
+            pub fn kind(&self) -> &'static str {
+                match self { $(Fault::$variant(_) => $tag,)* }
+            }
+
+            async fn inject_inner(&self, env: &Environment) -> Result<Injected, HarnessError> {
+                match self { $(Fault::$variant(f) => f.inject(env).await,)* }
+            }
+
+            /// Proves the fault is present by means independent of the injector; `Err` when it is not.
+            pub async fn check(&self, env: &Environment) -> Result<(), HarnessError> {
+                match self { $(Fault::$variant(f) => f.check(env).await,)* }
+            }
+
+            /// Removes the fault (and whatever the injection created).
+            pub async fn undo(&self, env: &Environment) -> Result<(), HarnessError> {
+                match self { $(Fault::$variant(f) => f.undo(env).await,)* }
+            }
+        }
+    };
+}
+
+faults! {
+    HostListener(HostListener) = "host-listener",
+    DuplicateContainer(DuplicateContainer) = "duplicate-container",
+    OrphanedDnat(OrphanedDnat) = "orphaned-dnat",
+    SplitBackend(SplitBackend) = "split-backend",
+    SystemdResolved(SystemdResolved) = "systemd-resolved",
+    SilentShare(SilentShare) = "silent-share",
+    DockerdKilled(DockerdKilled) = "dockerd-killed",
+    LeftoverProxy(LeftoverProxy) = "leftover-proxy",
+    Hairpin(Hairpin) = "hairpin",
+    RootlessConflict(RootlessConflict) = "rootless-conflict",
+    RootlessPortDriver(RootlessPortDriverFault) = "rootless-port-driver",
+    FirewallWipe(FirewallWipe) = "firewall-wipe",
+    AddressGone(AddressGone) = "address-gone",
+    SecondDaemon(SecondDaemon) = "second-daemon",
+    StaleAllocation(StaleAllocation) = "stale-allocation",
+    WslLook(WslLook) = "wsl-look",
 }
 
 /// What an injection did.
@@ -88,76 +137,13 @@ pub struct Injected {
 }
 
 impl Fault {
-    /// The serde tag of this fault (`host-listener`, ...).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Fault::HostListener(_) => "host-listener",
-            Fault::DuplicateContainer(_) => "duplicate-container",
-            Fault::OrphanedDnat(_) => "orphaned-dnat",
-            Fault::SplitBackend(_) => "split-backend",
-            Fault::SystemdResolved(_) => "systemd-resolved",
-            Fault::SilentShare(_) => "silent-share",
-            Fault::DockerdKilled(_) => "dockerd-killed",
-            Fault::LeftoverProxy(_) => "leftover-proxy",
-            Fault::Hairpin(_) => "hairpin",
-            Fault::RootlessConflict(_) => "rootless-conflict",
-            Fault::RootlessPortDriver(_) => "rootless-port-driver",
-        }
-    }
-
     /// Creates the fault in `env`.
     pub async fn inject(&self, env: &Environment) -> Result<Injected, HarnessError> {
         let started = Instant::now();
-        let mut injected = match self {
-            Fault::HostListener(f) => f.inject(env).await,
-            Fault::DuplicateContainer(f) => f.inject(env).await,
-            Fault::OrphanedDnat(f) => f.inject(env).await,
-            Fault::SplitBackend(f) => f.inject(env).await,
-            Fault::SystemdResolved(f) => f.inject(env).await,
-            Fault::SilentShare(f) => f.inject(env).await,
-            Fault::DockerdKilled(f) => f.inject(env).await,
-            Fault::LeftoverProxy(f) => f.inject(env).await,
-            Fault::Hairpin(f) => f.inject(env).await,
-            Fault::RootlessConflict(f) => f.inject(env).await,
-            Fault::RootlessPortDriver(f) => f.inject(env).await,
-        }?;
+        let mut injected = self.inject_inner(env).await?;
         injected.kind = self.kind().to_string();
         injected.elapsed = started.elapsed();
         Ok(injected)
-    }
-
-    /// Proves the fault is present by means independent of the injector; `Err` when it is not.
-    pub async fn check(&self, env: &Environment) -> Result<(), HarnessError> {
-        match self {
-            Fault::HostListener(f) => f.check(env).await,
-            Fault::DuplicateContainer(f) => f.check(env).await,
-            Fault::OrphanedDnat(f) => f.check(env).await,
-            Fault::SplitBackend(f) => f.check(env).await,
-            Fault::SystemdResolved(f) => f.check(env).await,
-            Fault::SilentShare(f) => f.check(env).await,
-            Fault::DockerdKilled(f) => f.check(env).await,
-            Fault::LeftoverProxy(f) => f.check(env).await,
-            Fault::Hairpin(f) => f.check(env).await,
-            Fault::RootlessConflict(f) => f.check(env).await,
-            Fault::RootlessPortDriver(f) => f.check(env).await,
-        }
-    }
-
-    /// Removes the fault (and whatever the injection created).
-    pub async fn undo(&self, env: &Environment) -> Result<(), HarnessError> {
-        match self {
-            Fault::HostListener(f) => f.undo(env).await,
-            Fault::DuplicateContainer(f) => f.undo(env).await,
-            Fault::OrphanedDnat(f) => f.undo(env).await,
-            Fault::SplitBackend(f) => f.undo(env).await,
-            Fault::SystemdResolved(f) => f.undo(env).await,
-            Fault::SilentShare(f) => f.undo(env).await,
-            Fault::DockerdKilled(f) => f.undo(env).await,
-            Fault::LeftoverProxy(f) => f.undo(env).await,
-            Fault::Hairpin(f) => f.undo(env).await,
-            Fault::RootlessConflict(f) => f.undo(env).await,
-            Fault::RootlessPortDriver(f) => f.undo(env).await,
-        }
     }
 }
 
