@@ -106,7 +106,8 @@ pub fn replay(ev: &Evidence, name: &str) -> Replayed {
     let port = q.port;
     let err = daemon_error(ev);
     let d = portwhy::rules::diagnose(ev, err.as_ref());
-    let verdict = d.verdict();
+    // The first finding with a fix to prove (or a note): a scenario must name one.
+    let verdict = d.findings.iter().find(|f| f.fixes().next().is_some() || f.code.is_note()).or(d.verdict());
     let cause = verdict.map_or(CauseCode::HostProcess, |f| f.code);
     let mut faults: Vec<(Fault, String)> = Vec::new();
     let mut env = EnvironmentSpec {
@@ -310,7 +311,9 @@ pub fn replay(ev: &Evidence, name: &str) -> Replayed {
         let stage = err.as_ref().map(|e| e.stage).filter(|s| *s != Stage::Unknown).unwrap_or(Stage::HostBind);
         (TriggerResult::Fails, Some(stage), Vec::new())
     };
-    let remedy = verdict.and_then(|f| f.fixes().next()).map(|r| r.kind());
+    // With no fix in the bundle's verdict (a holder it could not name), its first remedy stands in
+    // until a run shows which fix works.
+    let remedy = verdict.and_then(|f| f.fixes().next().or(f.remedies.first())).map(|r| r.kind());
     let scenario = Scenario {
         schema_version: SCHEMA_VERSION,
         name: name.to_owned(),
