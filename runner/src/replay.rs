@@ -269,9 +269,15 @@ pub fn replay(ev: &Evidence, name: &str) -> Replayed {
                 Fault::FirewallWipe(hf::FirewallWipe { how }),
                 "Docker's chains were missing from the firewall while the daemon ran".into(),
             ));
-            if nftables {
-                env.backends = vec![crate::scenario::BackendName::Nftables];
-            }
+            // The backend the daemon wrote to: a wipe of one backend says nothing about another
+            // (29's nftables table is rewritten whole at the next change).
+            let alternative = ev.firewall.as_ref().and_then(|f| f.iptables_alternative.as_deref());
+            env.backends = match (nftables, alternative) {
+                (true, _) => vec![crate::scenario::BackendName::Nftables],
+                (false, Some("legacy")) => vec![crate::scenario::BackendName::Legacy],
+                (false, Some("nft")) => vec![crate::scenario::BackendName::Nft],
+                _ => vec![crate::scenario::BackendName::Legacy, crate::scenario::BackendName::Nft],
+            };
         }
         CauseCode::StaleAllocation => {
             // Its docker-proxies and DNAT rules are what the restored endpoint left; the fault
