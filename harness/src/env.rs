@@ -6,7 +6,7 @@
 //! form. Set `TESTCONTAINERS_COMMAND=keep` to keep environments after a run for debugging.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bollard::models::{ExecConfig, VolumeCreateRequest};
@@ -22,11 +22,7 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use crate::error::HarnessError;
 use crate::image::{version_matches, EngineImage, IMAGE_REPO};
-
-/// Label keys put on everything the harness creates; `gc::sweep` finds leftovers by them.
-pub const LABEL_RUN: &str = "io.portwhy.run";
-pub const LABEL_SCENARIO: &str = "io.portwhy.scenario";
-pub const LABEL_ENV: &str = "io.portwhy.env";
+use crate::labels::{LABEL_ENV, LABEL_RUN, LABEL_SCENARIO};
 
 /// The outer engine bind-mounts /etc/resolv.conf into every container; a host has a plain file (or
 /// systemd-resolved's symlink) there, which remedies replace. Keep the content, drop the mount.
@@ -250,13 +246,13 @@ impl Environment {
         }
         env.engine_version = version;
         env.sh_ok("docker import /opt/portwhy/busybox.tar busybox:latest >/dev/null").await?;
-        let holder = portholder_path()?;
+        let holder = crate::binaries::portholder()?;
         env.copy_in(&holder, "/usr/local/bin").await?;
         env.ready_after = started.elapsed();
         Ok(env)
     }
 
-    fn error(&self, reason: impl Into<String>) -> HarnessError {
+    pub(crate) fn error(&self, reason: impl Into<String>) -> HarnessError {
         HarnessError::Environment { env: self.name.clone(), reason: reason.into() }
     }
 
@@ -456,16 +452,6 @@ impl Environment {
         self.sh_ok(&script).await.map(|_| ())
     }
 
-    /// What `systemctl start UNIT` does, for the services the faults run without systemd.
-    pub async fn start_service(&self, unit: &str) -> Result<(), HarnessError> {
-        match unit {
-            "systemd-resolved" => {
-                crate::faults::SystemdResolved::default().start(self, false).await.map(|_| ())
-            }
-            other => Err(self.error(format!("no way to start service {other} in this environment"))),
-        }
-    }
-
     /// Stops dockerd gracefully (SIGTERM), starts it again and waits until it answers.
     pub async fn restart_dockerd(&self) -> Result<(), HarnessError> {
         self.signal_dockerd("TERM", Duration::from_secs(30)).await?;
@@ -631,7 +617,7 @@ impl Drop for Environment {
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             rt.block_on(async {
-                if let Ok(docker) = crate::gc::connect() {
+                if let Ok(docker) = crate::docker::connect() {
                     let _ = remove_env(&docker, &id, &volume).await;
                 }
             });
@@ -735,57 +721,18 @@ fn file_mode(path: &Path) -> u32 {
     std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o755)
 }
 
-/// A POSIX ustar archive holding one regular file (what the archive upload endpoint expects).
+/// A tar archive holding one regular file (what the archive upload endpoint expects).
 pub(crate) fn single_file_tar(name: &str, mode: u32, data: &[u8]) -> Result<Vec<u8>, String> {
-    if name.len() > 99 {
-        return Err(format!("file name {name} is too long for a ustar header"));
-    }
-    let mut header = [0u8; 512];
-    let mut put = |offset: usize, value: &[u8]| header[offset..offset + value.len()].copy_from_slice(value);
-    put(0, name.as_bytes());
-    put(100, format!("{mode:07o}\0").as_bytes());
-    put(108, b"0000000\0");
-    put(116, b"0000000\0");
-    put(124, format!("{:011o}\0", data.len()).as_bytes());
+    let mut header = tar::Header::new_ustar();
+    header.set_size(data.len() as u64);
+    header.set_mode(mode);
+    header.set_entry_type(tar::EntryType::Regular);
     let mtime =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    put(136, format!("{mtime:011o}\0").as_bytes());
-    put(148, b"        ");
-    put(156, b"0");
-    put(257, b"ustar\0");
-    put(263, b"00");
-    let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
-    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    let mut out = Vec::with_capacity(512 + data.len() + 1536);
-    out.extend_from_slice(&header);
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-    out.resize(out.len() + 1024, 0);
-    Ok(out)
-}
-
-/// The host-built portholder: PORTWHY_PORTHOLDER, else next to the current executable (or its
-/// parent, for test binaries in target/*/deps), else target/{debug,release} of this workspace.
-pub fn portholder_path() -> Result<PathBuf, HarnessError> {
-    let mut candidates = Vec::new();
-    if let Some(p) = std::env::var_os("PORTWHY_PORTHOLDER") {
-        candidates.push(PathBuf::from(p));
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            candidates.push(dir.join("portholder"));
-            if let Some(up) = dir.parent() {
-                candidates.push(up.join("portholder"));
-            }
-        }
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for profile in ["debug", "release"] {
-        candidates.push(workspace.join("target").join(profile).join("portholder"));
-    }
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| HarnessError::PortholderMissing {
-        searched: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
-    })
+    header.set_mtime(mtime);
+    let mut builder = tar::Builder::new(Vec::with_capacity(data.len() + 2048));
+    builder.append_data(&mut header, name, data).map_err(|e| format!("archiving {name}: {e}"))?;
+    builder.into_inner().map_err(|e| format!("archiving {name}: {e}"))
 }
 
 #[cfg(test)]
@@ -793,19 +740,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tar_header_is_valid_ustar() {
+    fn the_archive_reads_back_as_the_one_file_with_its_mode() {
         let tar = single_file_tar("portholder", 0o755, b"hello").expect("tar");
-        assert_eq!(tar.len() % 512, 0);
-        assert_eq!(tar.len(), 512 + 512 + 1024);
-        assert_eq!(&tar[0..10], b"portholder");
-        assert_eq!(&tar[257..263], b"ustar\0");
-        // The checksum counts the checksum field as spaces.
-        let mut copy = tar[..512].to_vec();
-        copy[148..156].copy_from_slice(b"        ");
-        let sum: u32 = copy.iter().map(|&b| u32::from(b)).sum();
-        let stored = std::str::from_utf8(&tar[148..154]).expect("ascii");
-        assert_eq!(u32::from_str_radix(stored, 8).expect("octal"), sum);
-        assert_eq!(&tar[512..517], b"hello");
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut entries = archive.entries().expect("entries");
+        let mut entry = entries.next().expect("one entry").expect("readable");
+        assert_eq!(entry.path().expect("path").to_str(), Some("portholder"));
+        assert_eq!(entry.header().mode().expect("mode"), 0o755);
+        let mut body = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut body).expect("body");
+        assert_eq!(body, "hello");
+        drop(entry);
+        assert!(entries.next().is_none(), "only one entry");
     }
 
     #[test]

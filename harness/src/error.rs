@@ -44,12 +44,12 @@ pub enum HarnessError {
     #[error("fault {fault}: {reason}")]
     Fault { fault: String, reason: String },
 
-    /// The `portholder` binary was not found on the host.
+    /// A host-built binary copied into environments (`portwhy`, `portholder`) was not found.
     #[error(
-        "portholder binary not found (looked in: {searched}). Build it with `cargo build -p portholder` \
-         or set PORTWHY_PORTHOLDER to its path"
+        "{name} binary not found (looked in: {searched}). Build it with `cargo build -p {name}` \
+         or name its path (--portwhy / PORTWHY_BIN, PORTWHY_PORTHOLDER)"
     )]
-    PortholderMissing { searched: String },
+    BinaryMissing { name: String, searched: String },
 
     /// Local I/O on the host failed.
     #[error("{context}: {source}")]

@@ -1,10 +1,9 @@
-//! Connecting to the outer daemon, and sweeping everything the harness created by label.
+//! Sweeping everything the harness created, by label.
 //!
 //! Every container, volume and network the harness creates carries `io.portwhy.run=<run id>`, so a
 //! crashed or killed run leaves nothing a sweep cannot find.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
@@ -13,8 +12,8 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use serde::Serialize;
 
-use crate::env::LABEL_RUN;
 use crate::error::HarnessError;
+use crate::labels::LABEL_RUN;
 
 /// What a sweep removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -28,38 +27,6 @@ impl SweepReport {
     pub fn is_empty(&self) -> bool {
         self.containers.is_empty() && self.volumes.is_empty() && self.networks.is_empty()
     }
-}
-
-/// Connects to DOCKER_HOST (or the local socket), negotiates the API version down to the daemon's
-/// (Engine 20.10 speaks 1.41; bollard defaults to a newer one the old daemon refuses) and checks
-/// that the daemon answers. A daemon that does not answer is `HarnessError::DockerUnreachable`.
-pub fn connect() -> Result<Docker, HarnessError> {
-    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
-    let unreachable = |reason: String| HarnessError::DockerUnreachable { host: host.clone(), reason };
-    if let Some(path) = host.strip_prefix("unix://") {
-        if !std::path::Path::new(path).exists() {
-            return Err(unreachable(format!("socket {path} does not exist")));
-        }
-    }
-    let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
-    // negotiate_version is async, connect is not: run it on a private runtime in its own thread so
-    // this works from sync code and from inside any runtime alike.
-    let negotiated = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("tokio runtime: {e}"))?;
-        rt.block_on(async {
-            match tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version()).await {
-                Ok(Ok(d)) => Ok(d),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("no answer within 10s".to_string()),
-            }
-        })
-    })
-    .join()
-    .map_err(|_| unreachable("version negotiation panicked".into()))?;
-    negotiated.map_err(unreachable)
 }
 
 /// Removes every container, volume and network labelled for `run_id` (all runs when `None`).

@@ -31,11 +31,10 @@ use portwhy::version::EngineVersion;
 
 use crate::catalog::{EngineSpec, Recipe};
 use crate::error::HarnessError;
+use crate::labels::LABEL_RECIPE;
 
 /// Repository part of every engine image tag.
 pub const IMAGE_REPO: &str = "portwhy-engine";
-/// Label holding the recipe hash.
-pub const LABEL_RECIPE: &str = "io.portwhy.recipe";
 pub(crate) const LABEL_ENGINE: &str = "io.portwhy.engine";
 pub(crate) const LABEL_ENGINE_VERSION: &str = "io.portwhy.engine-version";
 pub(crate) const LABEL_PKG_PREFIX: &str = "io.portwhy.pkg.";
@@ -455,7 +454,7 @@ async fn build_in(
     };
     // A tarball base has no engine of its own to check.
     let is_base = spec.version.is_empty();
-    if which("debootstrap").is_none() {
+    if which::which("debootstrap").is_err() {
         return Err(fail("debootstrap is not installed (apt-get install debootstrap)".into()));
     }
     let mut cmd = Command::new("debootstrap");
@@ -720,14 +719,6 @@ pub(crate) fn version_matches(reported: &str, wanted: &str) -> bool {
         (Ok(reported), Ok(wanted)) => reported.is_release_of(&wanted),
         _ => false,
     }
-}
-
-pub(crate) fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_string_lossy()
-        .split(':')
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
 }
 
 /// Runs a command, passing its milestone lines to `progress`; the error carries its last lines.

@@ -267,7 +267,7 @@ async fn drive(
             .filter(|c| c.backends.is_empty() || c.backends.contains(&plan.backend))
             .cloned()
             .collect();
-        rec.remedies = prove(&proof, finding, &claims, tx, &id).await;
+        rec.remedies = prove(&proof, finding, &claims, &host_ip.to_string(), tx, &id).await;
         rec.failures.extend(crate::verdict::compare_claims(&claims, &rec.remedies));
         rec.failures.extend(crate::verdict::compare_remedies(&plan.expectation, &rec.remedies));
     }
@@ -287,6 +287,7 @@ async fn prove(
     proof: &Proof<'_>,
     finding: &Finding,
     claims: &[RemedyClaim],
+    host_ip: &str,
     tx: &UnboundedSender<Event>,
     id: &crate::outcome::CellId,
 ) -> Vec<RemedyTrial> {
@@ -328,12 +329,39 @@ async fn prove(
             trials.push(not_tried(&remedy, RemedySource::Claim, e));
             continue;
         }
-        let t = proof.trial(&remedy, RemedySource::Claim).await;
+        let meanwhile = match inject_meanwhile(proof.env, &c.meanwhile, host_ip).await {
+            Ok(m) => m,
+            Err(e) => {
+                trials.push(not_tried(&remedy, RemedySource::Claim, e));
+                continue;
+            }
+        };
+        let mut t = proof.trial(&remedy, RemedySource::Claim).await;
+        for (f, summary) in meanwhile.iter().rev() {
+            let _ = f.undo(proof.env).await;
+            t.ran.insert(0, format!("meanwhile: {summary}"));
+        }
         cause_present = t.outcome != TrialOutcome::Proven;
         report(&t);
         trials.push(t);
     }
     trials
+}
+
+/// A claim's `meanwhile` faults, injected and checked; each with what it did.
+async fn inject_meanwhile(
+    env: &Environment,
+    faults: &[toml::Value],
+    host_ip: &str,
+) -> Result<Vec<(Fault, String)>, String> {
+    let mut out = Vec::new();
+    for value in faults {
+        let f = fault_of(value, host_ip)?;
+        let injected = f.inject(env).await.map_err(|e| format!("meanwhile {}: {e}", f.kind()))?;
+        f.check(env).await.map_err(|e| format!("meanwhile {} not observable: {e}", f.kind()))?;
+        out.push((f, injected.summary));
+    }
+    Ok(out)
 }
 
 /// Put the cause back when the last trial removed it.

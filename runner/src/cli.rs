@@ -198,34 +198,10 @@ impl Paths {
         self.scenario_dir.clone().unwrap_or_else(|| find_up("scenarios"))
     }
 
-    /// The `portwhy` binary, or a message saying how to build it.
+    /// The `portwhy` binary (`--portwhy`/PORTWHY_BIN, else the newest build), or how to build it.
     pub fn portwhy_bin(&self) -> Result<PathBuf, LabError> {
-        let mut candidates = Vec::new();
-        if let Some(p) = &self.portwhy {
-            candidates.push(p.clone());
-        } else {
-            if let Ok(exe) = std::env::current_exe() {
-                if let Some(dir) = exe.parent() {
-                    candidates.push(dir.join("portwhy"));
-                    candidates.push(dir.join("..").join("portwhy"));
-                }
-            }
-            for profile in ["release", "debug"] {
-                candidates.push(find_up("target").join(profile).join("portwhy"));
-            }
-        }
-        // Without an explicit path, the most recently built binary wins: a stale release build must
-        // not shadow a fresh debug one.
-        let newest = candidates
-            .iter()
-            .filter(|p| p.is_file())
-            .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-        newest.cloned().ok_or_else(|| {
-            LabError::BadInput(format!(
-                "the portwhy binary was not found (looked in {}); build it with `cargo build -p portwhy --release` or pass --portwhy PATH",
-                candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-            ))
-        })
+        portwhy_harness::binaries::find("portwhy", self.portwhy.as_deref())
+            .map_err(|e| LabError::BadInput(e.to_string()))
     }
 }
 

@@ -145,7 +145,9 @@ impl Proof<'_> {
             }
             Step::RestartService { unit, process } => {
                 env.stop_service(process).await.map_err(|e| failed(&format!("stopping {unit}"), &e))?;
-                env.start_service(unit).await.map_err(|e| failed(&format!("starting {unit}"), &e))?;
+                portwhy_harness::faults::start_service(env, unit)
+                    .await
+                    .map_err(|e| failed(&format!("starting {unit}"), &e))?;
                 Ok(vec![format!("restart {unit}: SIGTERM to {process}, then start it (no systemd inside)")])
             }
             Step::Publish { address, port, proto } => {

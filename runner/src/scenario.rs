@@ -337,7 +337,7 @@ pub enum TriggerResult {
 
 /// A remedy a seed document recommends, tested as a claim: the action as the user would run it, and
 /// whether it removes the cause on this engine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemedyClaim {
     pub action: Action,
@@ -346,6 +346,11 @@ pub struct RemedyClaim {
     /// The backends this measurement is for; empty = every backend the scenario runs on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backends: Vec<BackendName>,
+    /// Faults injected just before the action runs: what changes on a host between the user
+    /// reading what the claim tells them to read and running the command (another tool inserting a
+    /// rule ahead of the one they meant). Undone after the trial.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub meanwhile: Vec<Fault>,
     /// The claim in our own words and what the measurement showed.
     pub note: String,
 }
@@ -428,7 +433,7 @@ impl Answerer {
 }
 
 /// The expectation for one engine, overrides applied and validated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Expectation {
     pub trigger: ExpectedTrigger,
     pub cause: CauseCode,
@@ -679,6 +684,20 @@ fn validate(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> 
     }
     if s.trigger.publishes().is_empty() {
         return Err(invalid("run", "the trigger publishes no port".into(), "add \"-p\", \"HOST:CONTAINER\""));
+    }
+    let overrides = s.expect.engine.values().chain(s.expect.backend.values());
+    let claims = s.expect.claims.iter().chain(overrides.filter_map(|o| o.claims.as_ref()).flatten());
+    for c in claims {
+        for f in &c.meanwhile {
+            if let Err(e) = portwhy_harness::Fault::deserialize(fill_host_ip(f, "192.0.2.1")) {
+                return Err(ScenarioError::Invalid {
+                    path: path.to_owned(),
+                    line: line_of(text, "meanwhile"),
+                    message: format!("a claim's meanwhile fault: {e}"),
+                    fix: "see the harness fault kinds and their fields (harness/src/faults/*.rs)".to_owned(),
+                });
+            }
+        }
     }
     for (i, f) in s.faults.iter().enumerate() {
         // `{host_ip}` is only known in the environment; any address checks the rest of the fault.

@@ -46,24 +46,11 @@ pub use wsl_look::WslLook;
 
 use crate::env::Environment;
 use crate::error::HarnessError;
+/// Quotes one word for `sh` (the engine's quoting, so what faults run reads as what remedies print).
+pub(crate) use portwhy::remedy::quote as sh_quote;
 
-/// Transport protocol of a port.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Proto {
-    #[default]
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        }
-    }
-}
+/// The engine's protocol type: scenarios, faults and verdicts speak of one `Proto`.
+pub use portwhy::port::Proto;
 
 /// Declares every fault once: the enum (tagged by `kind` in scenario files) and its dispatch. A new
 /// fault is a file with `inject`/`check`/`undo` and one line here.
@@ -214,6 +201,7 @@ pub(crate) async fn sockets_on(
     let flag = match proto {
         Proto::Tcp => "-t",
         Proto::Udp => "-u",
+        Proto::Sctp => "-S",
     };
     let out = env.exec(&["ss", "-H", "-l", "-n", "-p", flag]).await?;
     if !out.success() {
@@ -285,9 +273,13 @@ pub(crate) fn ready_pids(stdout: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Quotes one word for `sh`.
-pub(crate) fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+/// What `systemctl start UNIT` does, for the services the faults run without systemd (the
+/// environment has no systemd: a remedy that stopped one of them starts it this way again).
+pub async fn start_service(env: &Environment, unit: &str) -> Result<(), HarnessError> {
+    match unit {
+        "systemd-resolved" => SystemdResolved::default().start(env, false).await.map(|_| ()),
+        other => Err(env.error(format!("no way to start service {other} in this environment"))),
+    }
 }
 
 /// A busybox command line that answers every connection with `container <name>` (so traffic tests
