@@ -167,7 +167,7 @@ async fn orphaned_dnat(engine: &str, backend: FirewallMode) {
 
 async fn systemd_resolved(engine: &str) {
     let env = start(engine, "systemd-resolved", |_| {}).await;
-    let fault = Fault::SystemdResolved(SystemdResolved {});
+    let fault = Fault::SystemdResolved(SystemdResolved::default());
     let (code, err) = cycle(&env, &fault, || publish(&env, "53:53/udp")).await;
     eprintln!("  publish 53/udp beside systemd-resolved: exit {code}: {err}");
     env.teardown().await.expect("teardown");

@@ -336,10 +336,40 @@ async fn prove(
                 continue;
             }
         };
+        // A side effect is only measured when it holds before the action.
+        let mut before = Vec::new();
+        for e in &c.effects {
+            before.push(crate::probe::lookup(proof.env, &e.lookup).await);
+        }
+        if let Some((_, why)) = before.iter().find(|(ok, _)| !ok) {
+            for (f, _) in meanwhile.iter().rev() {
+                let _ = f.undo(proof.env).await;
+            }
+            trials.push(not_tried(
+                &remedy,
+                RemedySource::Claim,
+                format!("the claim's side effect cannot be measured: before the action, {why}"),
+            ));
+            continue;
+        }
         let mut t = proof.trial(&remedy, RemedySource::Claim).await;
         for (f, summary) in meanwhile.iter().rev() {
             let _ = f.undo(proof.env).await;
             t.ran.insert(0, format!("meanwhile: {summary}"));
+        }
+        for e in &c.effects {
+            let (after, detail) = crate::probe::lookup(proof.env, &e.lookup).await;
+            t.why.push_str(&format!(
+                "; side effect: {} resolved before the action, {} after ({detail})",
+                e.lookup,
+                if after { "still resolves" } else { "does not resolve" }
+            ));
+            t.effects.push(crate::outcome::EffectObserved {
+                lookup: e.lookup.clone(),
+                before: true,
+                after,
+                detail,
+            });
         }
         cause_present = t.outcome != TrialOutcome::Proven;
         report(&t);

@@ -149,6 +149,19 @@ pub struct RemedyTrial {
     pub ran: Vec<String>,
     /// Why it is proven or not: the re-trigger's exit code and error, the probes after it.
     pub why: String,
+    /// The side effects a claim states, measured before and after its action.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<EffectObserved>,
+}
+
+/// A claim's side effect as measured: whether the name resolved before and after the action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EffectObserved {
+    pub lookup: String,
+    pub before: bool,
+    pub after: bool,
+    /// What the lookup printed after the action (the address, or getent's exit code).
+    pub detail: String,
 }
 
 /// What the cell observed, in the same terms as the expectation.

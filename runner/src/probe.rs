@@ -109,6 +109,20 @@ pub async fn probe_address(env: &Environment, addr: &str, proto: Proto, port: u1
     }
 }
 
+/// Resolve `name` as the environment's programs do (`getent ahosts`: nsswitch, then the servers
+/// in /etc/resolv.conf); whether it resolved, and what getent printed or its exit code. getent
+/// waits for the resolver's own timeout when a server is down, so this takes up to ~10 s then.
+pub async fn lookup(env: &Environment, name: &str) -> (bool, String) {
+    match env.exec(&["getent", "ahosts", name]).await {
+        Ok(out) if out.success() => {
+            let first = out.stdout.lines().next().unwrap_or_default().split_whitespace().next();
+            (true, format!("{name} resolved to {}", first.unwrap_or("?")))
+        }
+        Ok(out) => (false, format!("getent ahosts {name} exited {}: no answer", out.exit_code)),
+        Err(e) => (false, format!("getent ahosts {name}: {e}")),
+    }
+}
+
 /// Probe until the answer is `want` (servers in fresh containers take a moment to listen), at
 /// most ~3 s; returns the last answer.
 pub async fn probe_until(

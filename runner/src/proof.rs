@@ -61,6 +61,7 @@ impl Proof<'_> {
             outcome: TrialOutcome::Failed,
             ran: Vec::new(),
             why: String::new(),
+            effects: Vec::new(),
         };
         let steps = remedy.action.steps();
         let mut argv = self.trigger.to_vec();
@@ -336,6 +337,7 @@ pub fn not_tried(remedy: &Remedy, source: RemedySource, why: impl Into<String>) 
         outcome: TrialOutcome::NotTried,
         ran: Vec::new(),
         why: why.into(),
+        effects: Vec::new(),
     }
 }
 

@@ -95,12 +95,23 @@ pub fn cell_view(c: &CellResult, verdict: &Diagnosis) -> Value {
             "from": t.from,
             "answered": t.answered,
         })).collect::<Vec<_>>()),
-        "remedies_tried": c.remedies.iter().map(|r| json!({
-            "kind": r.kind,
-            "source": r.source,
-            "purpose": r.purpose,
-            "outcome": r.outcome,
-        })).collect::<Vec<_>>(),
+        "remedies_tried": c.remedies.iter().map(|r| {
+            let mut t = json!({
+                "kind": r.kind,
+                "source": r.source,
+                "purpose": r.purpose,
+                "outcome": r.outcome,
+            });
+            // Only claims that state a side effect carry one: other snapshots stay as they were.
+            if !r.effects.is_empty() {
+                t["effects"] = r.effects.iter().map(|e| json!({
+                    "lookup": e.lookup,
+                    "before": e.before,
+                    "after": e.after,
+                })).collect();
+            }
+            t
+        }).collect::<Vec<_>>(),
         "status": c.status,
         "recording": if recorded_same {
             "today's rules give the recorded verdict"

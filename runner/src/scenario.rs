@@ -351,8 +351,23 @@ pub struct RemedyClaim {
     /// rule ahead of the one they meant). Undone after the trial.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub meanwhile: Vec<Fault>,
+    /// What else the action changes on the host, measured before and after it: a name that resolves
+    /// before the action and, as measured, does or does not after it (the claim that stopping
+    /// systemd-resolved breaks local DNS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<EffectCheck>,
     /// The claim in our own words and what the measurement showed.
     pub note: String,
+}
+
+/// A side effect of a claim's action: `lookup` is a name resolved the way the host's programs
+/// resolve names (`getent ahosts NAME`: nsswitch, then the servers in /etc/resolv.conf); it must
+/// resolve before the action, and `works` says whether it still does after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EffectCheck {
+    pub lookup: String,
+    pub works: bool,
 }
 
 /// The expected outcome of the trigger, stage included only when it fails.
@@ -696,6 +711,19 @@ fn validate(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> 
                     message: format!("a claim's meanwhile fault: {e}"),
                     fix: "see the harness fault kinds and their fields (harness/src/faults/*.rs)".to_owned(),
                 });
+            }
+        }
+        for e in &c.effects {
+            // getent takes one argument; a name with spaces or a leading '-' would be read otherwise.
+            let ok = !e.lookup.is_empty()
+                && !e.lookup.starts_with('-')
+                && e.lookup.chars().all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch));
+            if !ok {
+                return Err(invalid(
+                    "effects",
+                    format!("a claim's effect looks up {:?}, which is not a host name", e.lookup),
+                    "name a host name: letters, digits, '.', '_' and '-', not starting with '-'",
+                ));
             }
         }
     }

@@ -107,6 +107,26 @@ pub fn compare_claims(claims: &[RemedyClaim], trials: &[RemedyTrial]) -> Vec<Str
                 continue;
             }
         };
+        for (want, got) in claim.effects.iter().zip(&t.effects) {
+            if got.after != want.works {
+                out.push(format!(
+                    "after the claimed remedy `{}`, looking up {} {}, the scenario says it {}: {}",
+                    t.command,
+                    got.lookup,
+                    if got.after { "worked" } else { "failed" },
+                    if want.works { "works" } else { "fails" },
+                    got.detail
+                ));
+            }
+        }
+        if claim.effects.len() != t.effects.len() {
+            out.push(format!(
+                "the claimed remedy `{}` states {} side effects, {} were measured",
+                t.command,
+                claim.effects.len(),
+                t.effects.len()
+            ));
+        }
         if removed != claim.removes_cause {
             out.push(format!(
                 "the claimed remedy `{}` {} the cause, the scenario says it {}: {}",
@@ -223,6 +243,7 @@ mod tests {
             outcome,
             ran: vec![],
             why: "measured".into(),
+            effects: vec![],
         }
     }
 
@@ -252,5 +273,41 @@ mod tests {
         assert!(
             compare_remedies(&e, &broken_workaround)[0].contains("workaround `suggest-port` does not work")
         );
+    }
+
+    #[test]
+    fn a_claims_side_effect_must_be_the_measured_one() {
+        use crate::outcome::EffectObserved;
+        use crate::scenario::EffectCheck;
+        use portwhy::remedy::{Action, ActionKind::StopService};
+        let claim = RemedyClaim {
+            action: Action::StopService {
+                unit: "systemd-resolved".into(),
+                process: "systemd-resolve".into(),
+            },
+            removes_cause: true,
+            backends: vec![],
+            meanwhile: vec![],
+            effects: vec![EffectCheck { lookup: "_gateway".into(), works: false }],
+            note: String::new(),
+        };
+        let measured = |after: bool| {
+            let mut t = trial(StopService, Purpose::Fix, TrialOutcome::Proven);
+            t.source = RemedySource::Claim;
+            t.effects = vec![EffectObserved {
+                lookup: "_gateway".into(),
+                before: true,
+                after,
+                detail: String::new(),
+            }];
+            t
+        };
+        assert!(compare_claims(std::slice::from_ref(&claim), &[measured(false)]).is_empty());
+        let wrong = compare_claims(std::slice::from_ref(&claim), &[measured(true)]);
+        assert_eq!(wrong.len(), 1, "{wrong:?}");
+        assert!(wrong[0].contains("looking up _gateway worked, the scenario says it fails"), "{wrong:?}");
+        let mut unmeasured = measured(false);
+        unmeasured.effects.clear();
+        assert!(compare_claims(&[claim], &[unmeasured])[0].contains("1 side effects, 0 were measured"));
     }
 }

@@ -73,6 +73,7 @@ const INVALID: &[(&str, usize, &str, &str)] = &[
     ("invalid-no-name", 11, "does not name its container", "--name"),
     ("invalid-silent-without-traffic", 15, "PW008 is silent", "[[expect.traffic]]"),
     ("invalid-toml-syntax", 3, "", "fix the TOML"),
+    ("invalid-effect-lookup", 25, "looks up \"--help\", which is not a host name", "name a host name"),
 ];
 
 #[test]
