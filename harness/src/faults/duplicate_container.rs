@@ -22,7 +22,8 @@ fn eighty() -> u16 {
 pub enum HolderState {
     #[default]
     Running,
-    /// `--restart=always` with a command that exits 1 after a second: crash-looping.
+    /// `--restart=always`, its first run exiting 1 at once and every later run 30 s long: in its
+    /// restart loop, and running when the trigger comes.
     Restarting,
     /// `docker create` only.
     Created,
@@ -71,10 +72,16 @@ impl DuplicateContainer {
         let script = match self.state {
             HolderState::Running => format!("docker run -d --name {n} -p {p} busybox {serve}"),
             HolderState::Restarting => {
-                // Each run lasts 3 s. Measured on 20.10, 26 and 28: the port is held only while the
-                // container runs; in the backoff between runs ("restarting") another publish takes
-                // it. The trigger comes right after the first restart, inside a run.
-                format!("docker run -d --restart=always --name {n} -p {p} busybox sh -c 'sleep 3; exit 1'")
+                // Measured on 20.10, 26 and 28: the port is held only while the container runs; in
+                // the backoff between runs ("restarting") another publish takes it. So the first run
+                // exits at once (the marker in the container's own layer survives restarts) and
+                // the next one runs 30 s: the trigger, the diagnosis and every remedy come inside
+                // that run, never in a backoff, and the container is in its loop (RestartCount 1).
+                // `docker stop` ends it at once: the shell exits on SIGTERM.
+                format!(
+                    "docker run -d --restart=always --name {n} -p {p} busybox sh -c \
+                     '[ -e /ran-once ] || {{ touch /ran-once; exit 1; }}; trap \"exit 143\" TERM; sleep 30 & wait; exit 1'"
+                )
             }
             HolderState::Created => format!("docker create --name {n} -p {p} busybox {serve}"),
             HolderState::Stopped => {
