@@ -36,6 +36,7 @@ fn diagnose(case: &str) -> (Diagnosis, Option<String>) {
 #[case::stale_allocation("stale-allocation", "PW015", ExitCode::ConflictFound)]
 #[case::chains_missing("chains-missing", "PW016", ExitCode::ConflictFound)]
 #[case::other_daemon("other-daemon", "PW017", ExitCode::ConflictFound)]
+#[case::rootlesskit_beside_rootful("rootlesskit-beside-rootful", "PW004", ExitCode::ConflictFound)]
 fn verdict(#[case] case: &str, #[case] first: &str, #[case] exit: ExitCode) {
     let (d, text) = diagnose(case);
     assert_eq!(d.findings.first().map(|f| f.code.code()), Some(first), "{case}: {:#?}", d.findings);
@@ -121,4 +122,25 @@ fn a_missing_address_names_the_interface_on_its_subnet() {
         f.evidence
     );
     assert!(!d.findings.iter().any(|f| f.code == CauseCode::HostProcess), "nothing holds the port");
+}
+
+/// rootlesskit-beside-rootful comes from the lab, not record.sh: run pw-evt0kail,
+/// rootlesskit-holds/forky/legacy (a rootless 28.5.2 engine beside the rootful one, its container
+/// `api` publishing 8080), collected by portwhy 0.1.0 (879d4f1).
+#[test]
+fn a_rootless_engine_beside_the_rootful_one_is_one_cause_named_in_rootless_terms() {
+    let (d, _) = diagnose("rootlesskit-beside-rootful");
+    let conflicts: Vec<_> = d.findings.iter().filter(|f| !f.code.is_note()).collect();
+    // rootlesskit's two host sockets and the two docker-proxies inside its namespace: one cause.
+    assert_eq!(conflicts.len(), 1, "{:#?}", d.findings);
+    let f = conflicts[0];
+    assert_eq!(f.code, CauseCode::RootlesskitHolds);
+    assert!(!d.findings.iter().any(|f| f.code == CauseCode::OtherDaemon), "{:#?}", d.findings);
+    assert!(
+        f.summary.contains("0.0.0.0:8080") && f.summary.contains("rootless container api"),
+        "{}",
+        f.summary
+    );
+    let fix = f.remedies.first().expect("a remedy");
+    assert_eq!(fix.command, "docker -H unix:///run/user/1000/docker.sock stop api");
 }

@@ -34,7 +34,9 @@ const RESOLV_CONF_AS_ON_A_HOST: &str = "if mountpoint -q /etc/resolv.conf 2>/dev
 const UNPRIVILEGED_PORTS_AS_ON_A_HOST: &str = "sysctl -qw net.ipv4.ip_unprivileged_port_start=1024";
 
 /// Where the inner engine's socket is for a rootless environment.
-const ROOTLESS_SOCKET: &str = "unix:///run/user/1000/docker.sock";
+pub(crate) const ROOTLESS_SOCKET: &str = "unix:///run/user/1000/docker.sock";
+/// Where the start script writes the pid of the environment's own dockerd (or its rootlesskit).
+const DOCKERD_PID: &str = "/run/portwhy/dockerd.pid";
 /// How long the inner engine may take to answer after (re)start.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -277,7 +279,7 @@ impl Environment {
             ""
         };
         let start = if self.opts.rootless {
-            self.rootless_start_script(RootlessPortDriver::default())
+            rootless_start_script(RootlessPortDriver::default(), DOCKERD_PID)
         } else {
             self.rootful_start_script()
         };
@@ -301,33 +303,7 @@ impl Environment {
         // inner engine needs its own parent to keep containers of different environments apart.
         let cgroup =
             if self.opts.privileged { String::new() } else { format!(" --cgroup-parent=/{}", self.name) };
-        format!("echo $$ > /run/portwhy/dockerd.pid\nexec dockerd{cgroup} >>/var/log/dockerd.log 2>&1")
-    }
-
-    fn rootless_start_script(&self, driver: RootlessPortDriver) -> String {
-        // rootlesskit needs a TUN device for slirp4netns; the environment has none by default.
-        // The rootless data root goes on the environment's volume: 29's containerd snapshotter
-        // cannot mount overlayfs on the container's own overlay root.
-        // dockerd-rootless.sh sets up rootlesskit with the slirp4netns network; the port driver is
-        // the environment's. A tarball engine's extras put the script in /usr/local/bin, Debian's
-        // docker.io in its contrib folder.
-        format!(
-            "[ -e /dev/net/tun ] || {{ mkdir -p /dev/net; mknod /dev/net/tun c 10 200; chmod 666 /dev/net/tun; }}\n\
-             mkdir -p /run/user/1000 && chown rootless:rootless /run/user/1000 && chmod 700 /run/user/1000\n\
-             chown -R rootless:rootless /home/rootless/.config\n\
-             mkdir -p /var/lib/docker/rootless /home/rootless/.local/share\n\
-             chown rootless:rootless /var/lib/docker/rootless /home/rootless/.local /home/rootless/.local/share\n\
-             [ -L /home/rootless/.local/share/docker ] || {{ rm -rf /home/rootless/.local/share/docker; \
-             ln -s /var/lib/docker/rootless /home/rootless/.local/share/docker; }}\n\
-             script=/usr/local/bin/dockerd-rootless.sh\n\
-             [ -x $script ] || script=/usr/share/docker.io/contrib/dockerd-rootless.sh\n\
-             echo $$ > /run/portwhy/dockerd.pid\n\
-             exec setpriv --reuid=1000 --regid=1000 --init-groups env HOME=/home/rootless USER=rootless \
-             XDG_RUNTIME_DIR=/run/user/1000 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-             DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER={} \
-             sh $script >>/var/log/dockerd.log 2>&1",
-            driver.as_str()
-        )
+        format!("echo $$ > {DOCKERD_PID}\nexec dockerd{cgroup} >>/var/log/dockerd.log 2>&1")
     }
 
     /// Restarts a rootless dockerd with another port driver (what a user does by editing the
@@ -336,7 +312,7 @@ impl Environment {
         if !self.opts.rootless {
             return Err(self.error("the port driver is a rootless setting; this environment is rootful"));
         }
-        let script = self.rootless_start_script(driver);
+        let script = rootless_start_script(driver, DOCKERD_PID);
         // /run is a tmpfs, which the archive API does not write into: the shell writes it.
         self.sh_ok(&format!("cat > /run/portwhy/dockerd.sh <<'PORTWHY_EOF'\n{script}\nPORTWHY_EOF\n"))
             .await?;
@@ -520,8 +496,10 @@ impl Environment {
     /// Whether the dockerd this environment started is alive.
     pub async fn dockerd_running(&self) -> Result<bool, HarnessError> {
         // A zombie answers `kill -0` until tini reaps it: only a live state counts.
-        let script = "s=$(awk '{print $3}' /proc/\"$(cat /run/portwhy/dockerd.pid)\"/stat 2>/dev/null) && [ -n \"$s\" ] && [ \"$s\" != Z ]";
-        Ok(self.sh(script).await?.success())
+        let script = format!(
+            "s=$(awk '{{print $3}}' /proc/\"$(cat {DOCKERD_PID})\"/stat 2>/dev/null) && [ -n \"$s\" ] && [ \"$s\" != Z ]"
+        );
+        Ok(self.sh(&script).await?.success())
     }
 
     async fn signal_dockerd(&self, signal: &str, wait: Duration) -> Result<(), HarnessError> {
@@ -539,7 +517,7 @@ impl Environment {
         };
         // Polls at 50 ms until the process is gone; zombies count as gone (tini reaps them).
         let script = format!(
-            "pid=$(cat /run/portwhy/dockerd.pid) || exit 3\n\
+            "pid=$(cat {DOCKERD_PID}) || exit 3\n\
              kill -{signal} \"$pid\" 2>/dev/null || {{ {rest} exit 0; }}\n\
              i=0; while [ $i -lt {secs} ]; do\n\
                s=$(awk '{{print $3}}' /proc/$pid/stat 2>/dev/null) || {{ {rest} exit 0; }}\n\
@@ -733,6 +711,36 @@ pub(crate) fn single_file_tar(name: &str, mode: u32, data: &[u8]) -> Result<Vec<
     let mut builder = tar::Builder::new(Vec::with_capacity(data.len() + 2048));
     builder.append_data(&mut header, name, data).map_err(|e| format!("archiving {name}: {e}"))?;
     builder.into_inner().map_err(|e| format!("archiving {name}: {e}"))
+}
+
+/// The script that runs dockerd rootless as user `rootless` (uid 1000), writing its shell's pid to
+/// `pidfile`: the environment's own engine when it is rootless, or a rootless engine beside a
+/// rootful one (the `rootless-daemon` fault).
+pub(crate) fn rootless_start_script(driver: RootlessPortDriver, pidfile: &str) -> String {
+    // rootlesskit needs a TUN device for slirp4netns; the environment has none by default.
+    // The rootless data root goes on the environment's volume: 29's containerd snapshotter
+    // cannot mount overlayfs on the container's own overlay root.
+    // dockerd-rootless.sh sets up rootlesskit with the slirp4netns network; the port driver is
+    // the environment's. A tarball engine's extras put the script in /usr/local/bin, Debian's
+    // docker.io in its contrib folder.
+    format!(
+        "[ -e /dev/net/tun ] || {{ mkdir -p /dev/net; mknod /dev/net/tun c 10 200; chmod 666 /dev/net/tun; }}\n\
+         mkdir -p /run/user/1000 && chown rootless:rootless /run/user/1000 && chmod 700 /run/user/1000\n\
+         chown -R rootless:rootless /home/rootless/.config\n\
+         mkdir -p /var/lib/docker/rootless /home/rootless/.local/share\n\
+         chown rootless:rootless /var/lib/docker/rootless /home/rootless/.local /home/rootless/.local/share\n\
+         [ -L /home/rootless/.local/share/docker ] || {{ rm -rf /home/rootless/.local/share/docker; \
+         ln -s /var/lib/docker/rootless /home/rootless/.local/share/docker; }}\n\
+         script=/usr/local/bin/dockerd-rootless.sh\n\
+         [ -x $script ] || script=/usr/share/docker.io/contrib/dockerd-rootless.sh\n\
+         echo $$ > {pidfile}\n\
+         exec setpriv --reuid=1000 --regid=1000 --init-groups env HOME=/home/rootless USER=rootless \
+         XDG_RUNTIME_DIR=/run/user/1000 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+         DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER={} \
+         sh $script >>/var/log/dockerd{log}.log 2>&1",
+        driver.as_str(),
+        log = if pidfile == DOCKERD_PID { "" } else { "-rootless" },
+    )
 }
 
 #[cfg(test)]

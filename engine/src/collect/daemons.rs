@@ -141,9 +141,13 @@ fn read_daemon(proc_root: &Path, pid: u32) -> Option<DaemonProcess> {
         d.exec_root = d.exec_root.take().or_else(|| key("exec-root"));
         d.pidfile = d.pidfile.take().or_else(|| key("pidfile"));
     }
-    if !rootless {
-        // dockerd's own defaults for a rootful daemon; a rootless one's depend on its user's
-        // environment, which /proc does not show reliably, so they stay unknown.
+    if rootless {
+        // A rootless daemon's defaults come from the environment it started with, which
+        // /proc/PID/environ keeps: dockerd reads it once, at start.
+        let env = fs::read(proc_root.join(pid.to_string()).join("environ")).unwrap_or_default();
+        apply_rootless_defaults(&mut d, &env);
+    } else {
+        // dockerd's own defaults for a rootful daemon.
         if d.hosts.is_empty() {
             d.hosts.push(DEFAULT_HOST.to_owned());
         }
@@ -152,6 +156,31 @@ fn read_daemon(proc_root: &Path, pid: u32) -> Option<DaemonProcess> {
         d.pidfile.get_or_insert_with(|| "/var/run/docker.pid".to_owned());
     }
     Some(d)
+}
+
+/// dockerd's defaults when rootless (moby's `daemon/config` for rootless mode): the socket, exec
+/// root and pidfile under `$XDG_RUNTIME_DIR`, the data root `$XDG_DATA_HOME/docker` or
+/// `$HOME/.local/share/docker`. `environ` is NUL-separated, as /proc gives it; what it lacks stays
+/// unknown.
+fn apply_rootless_defaults(d: &mut DaemonProcess, environ: &[u8]) {
+    let var = |name: &str| {
+        environ.split(|&b| b == 0).find_map(|kv| {
+            let kv = std::str::from_utf8(kv).ok()?;
+            kv.strip_prefix(name)?.strip_prefix('=').filter(|v| !v.is_empty()).map(str::to_owned)
+        })
+    };
+    if let Some(run) = var("XDG_RUNTIME_DIR") {
+        if d.hosts.is_empty() {
+            d.hosts.push(format!("unix://{run}/docker.sock"));
+        }
+        d.exec_root.get_or_insert_with(|| format!("{run}/docker"));
+        d.pidfile.get_or_insert_with(|| format!("{run}/docker.pid"));
+    }
+    if d.data_root.is_none() {
+        d.data_root = var("XDG_DATA_HOME")
+            .map(|data| format!("{data}/docker"))
+            .or_else(|| var("HOME").map(|home| format!("{home}/.local/share/docker")));
+    }
 }
 
 /// The daemon's flags, as Go's flag package reads them (`-H x`, `-H=x`, `--host x`, `--host=x`).
@@ -280,6 +309,27 @@ mod tests {
 
     fn args(line: &str) -> Vec<String> {
         line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_rootless_daemons_defaults_come_from_its_environment() {
+        // As dockerd-rootless.sh starts it (environ of a lab's rootless 28.5.2 dockerd, trimmed).
+        let environ = b"HOME=/home/rootless\0USER=rootless\0XDG_RUNTIME_DIR=/run/user/1000\0PATH=/usr/bin\0";
+        let mut d = from_args(353, &args("dockerd"), true);
+        apply_rootless_defaults(&mut d, environ);
+        assert_eq!(d.hosts, ["unix:///run/user/1000/docker.sock"]);
+        assert_eq!(d.data_root.as_deref(), Some("/home/rootless/.local/share/docker"));
+        assert_eq!(d.exec_root.as_deref(), Some("/run/user/1000/docker"));
+        assert_eq!(d.pidfile.as_deref(), Some("/run/user/1000/docker.pid"));
+        // Flags win over the environment; XDG_DATA_HOME over HOME; nothing set stays unknown.
+        let mut d = from_args(353, &args("dockerd -H unix:///tmp/d.sock --data-root /srv/d"), true);
+        apply_rootless_defaults(&mut d, b"XDG_DATA_HOME=/data\0HOME=/home/x\0");
+        assert_eq!(d.hosts, ["unix:///tmp/d.sock"]);
+        assert_eq!(d.data_root.as_deref(), Some("/srv/d"));
+        let mut d = from_args(353, &args("dockerd"), true);
+        apply_rootless_defaults(&mut d, b"XDG_DATA_HOME=/data\0HOME=/home/x\0");
+        assert_eq!(d.data_root.as_deref(), Some("/data/docker"));
+        assert!(d.hosts.is_empty() && d.exec_root.is_none());
     }
 
     #[test]

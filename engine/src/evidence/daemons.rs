@@ -77,7 +77,9 @@ impl DaemonProcess {
             "pid {} ({}, data root {})",
             self.pid,
             self.socket().unwrap_or("no socket named"),
-            self.data_root.as_deref().unwrap_or("/var/lib/docker")
+            // A rootless daemon's default lives under its user's home, which only its
+            // environment tells.
+            self.data_root.as_deref().unwrap_or(if self.rootless { "unknown" } else { "/var/lib/docker" })
         )
     }
 }

@@ -11,13 +11,12 @@ pub struct OtherDaemon;
 pub static DOC: RuleDoc = RuleDoc {
     code: CauseCode::OtherDaemon,
     title: "Another Docker daemon holds the port",
-    what_it_detects: "A docker-proxy, rootlesskit, dockerd or container process holding the port \
-        that belongs to a dockerd other than the one the CLI and portwhy talk to (another socket, \
-        another data root). Names that daemon by pid, socket and data root, and the container \
+    what_it_detects: "A docker-proxy, dockerd or container process holding the port that belongs \
+        to a rootful dockerd other than the one the CLI and portwhy talk to (another socket, \
+        another data root; a rootless engine's holds are PW004's). Names that daemon by pid, socket and data root, and the container \
         when the daemon's files name it.",
     why_it_happens: "Two engines can run on one host: the snap and the distribution's package \
-        (`snap install docker` beside `apt install docker.io`), a rootless engine beside the \
-        system one, a second daemon started for CI with its own `-H` and `--data-root`. Each keeps \
+        (`snap install docker` beside `apt install docker.io`), a second daemon started for CI with its own `-H` and `--data-root`. Each keeps \
         its own containers and its own port table, so `docker ps` on one shows nothing of the \
         other's, while both bind the same host ports. The holder then looks like a leftover proxy \
         or an invisible container.",
@@ -47,6 +46,10 @@ impl Rule for OtherDaemon {
         for l in cx.blocking_listeners() {
             for p in &l.owners {
                 let Some((d, hold)) = daemons.foreign_holder(p.pid) else { continue };
+                // A rootless engine's holds are PW004's, which names them in rootless terms.
+                if d.rootless {
+                    continue;
+                }
                 let line =
                     format!("{} holds {} ({} of that daemon)", who(hold), describe_listener(l), hold.via);
                 match by_daemon.iter_mut().find(|(known, _)| known.pid == d.pid) {

@@ -3,6 +3,7 @@
 use super::{describe_listener, describe_process, Context, Rule, RuleDoc};
 use crate::cause::CauseCode;
 use crate::diagnosis::{Confidence, EvidenceItem, Finding};
+use crate::evidence::{Listener, ProcessRef};
 use crate::remedy::{self, Action, Remedy, Risk};
 
 pub struct RootlesskitHolds;
@@ -28,74 +29,91 @@ impl Rule for RootlesskitHolds {
 
     fn check(&self, cx: &Context<'_>) -> Vec<Finding> {
         let q = cx.query();
-        let mut findings = Vec::new();
-        for l in cx.blocking_listeners() {
-            let kit = l.owners.iter().find(|p| p.is_rootless_port_driver());
-            let inside = l.netns != "host";
-            if kit.is_none() && !inside {
-                continue;
-            }
-            // Name the rootless container when the engine we talk to is that rootless engine.
-            let holder =
-                cx.evidence.docker.as_ref().filter(|d| d.rootless).and_then(|_| {
-                    cx.containers_binding().find(|(c, _)| c.state.holds_ports()).map(|(c, _)| c)
-                });
-            // After a publish that worked, rootlesskit holds the port for the subject itself.
-            if holder.is_some_and(|c| cx.subject == Some(c.name.as_str())) {
-                continue;
-            }
-            let mut evidence =
-                vec![EvidenceItem::new("sockets", format!("{} is bound", describe_listener(l)))];
-            if let Some(p) = kit {
-                evidence.push(EvidenceItem::new(
-                    "process",
-                    format!("{} is a rootless engine's port driver", describe_process(p)),
-                ));
-            }
-            let uid = kit.map(|_| l.uid);
-            if let Some(c) = holder {
-                evidence.push(EvidenceItem::new(
-                    "docker",
-                    format!("rootless container {} publishes the port", c.display()),
-                ));
-            }
-            evidence.extend(cx.error_evidence());
-            let socket =
-                uid.map_or("/run/user/UID/docker.sock".to_owned(), |u| format!("/run/user/{u}/docker.sock"));
-            findings.push(Finding {
-                code: DOC.code,
-                cause: DOC.code.name().into(),
-                summary: match holder {
-                    Some(c) => {
-                        format!("rootlesskit holds {} for rootless container {}", describe_listener(l), c.display())
-                    }
-                    None => format!(
-                        "rootlesskit holds {} for a rootless engine's container",
-                        describe_listener(l)
-                    ),
-                },
-                evidence,
-                confidence: Confidence::High,
-                remedies: {
-                    let docker_host = Some(format!("unix://{socket}"));
-                    let mut r = vec![
-                        remedy::other_port(q),
-                        Remedy::check(
-                            Action::ListPublishers { port: q.port, proto: q.proto, docker_host: docker_host.clone() },
-                            "asks the rootless engine which of its containers publishes the port",
-                        ),
-                    ];
-                    if let Some(c) = holder {
-                        r.push(Remedy::fix(
-                            Risk::Disruptive,
-                            Action::StopContainer { container: c.name.clone(), docker_host },
-                            format!("stops rootless container {}: what it serves goes down, and rootlesskit releases the port", c.name),
-                        ));
-                    }
-                    r
-                },
-            });
+        // Every socket of one rootless engine on the port (rootlesskit's on the host, the
+        // docker-proxies inside its namespace) is one cause: one finding, host side first.
+        let mut held: Vec<(&Listener, Option<&ProcessRef>)> = cx
+            .blocking_listeners()
+            .map(|l| (l, l.owners.iter().find(|p| p.is_rootless_port_driver())))
+            .filter(|(l, kit)| kit.is_some() || l.netns != "host")
+            .collect();
+        if held.is_empty() {
+            return Vec::new();
         }
-        findings
+        held.sort_by_key(|(l, kit)| (kit.is_none(), l.netns != "host"));
+        // The rootless daemon behind these sockets, when its process was read: its socket and the
+        // container its files name.
+        let daemon = cx.evidence.daemons.as_ref().and_then(|ds| {
+            ds.processes.iter().filter(|d| d.rootless && Some(d.pid) != ds.ours).find(|d| {
+                held.iter().flat_map(|(l, _)| &l.owners).any(|p| d.holds.iter().any(|h| h.pid == p.pid))
+            })
+        });
+        // Name the rootless container when the engine we talk to is that rootless engine, else
+        // from the rootless daemon's own files.
+        let ours = cx
+            .evidence
+            .docker
+            .as_ref()
+            .filter(|d| d.rootless)
+            .and_then(|_| cx.containers_binding().find(|(c, _)| c.state.holds_ports()).map(|(c, _)| c));
+        // After a publish that worked, rootlesskit holds the port for the subject itself.
+        if ours.is_some_and(|c| cx.subject == Some(c.name.as_str())) {
+            return Vec::new();
+        }
+        let holder: Option<String> = ours
+            .map(|c| c.name.clone())
+            .or_else(|| daemon.and_then(|d| d.holds.iter().find_map(|h| h.container_name.clone())));
+        let mut evidence: Vec<EvidenceItem> = held
+            .iter()
+            .map(|(l, _)| EvidenceItem::new("sockets", format!("{} is bound", describe_listener(l))))
+            .collect();
+        let kit = held.iter().find_map(|(_, kit)| *kit);
+        if let Some(p) = kit {
+            evidence.push(EvidenceItem::new(
+                "process",
+                format!("{} is a rootless engine's port driver", describe_process(p)),
+            ));
+        }
+        if let Some(d) = daemon {
+            evidence.push(EvidenceItem::new("process", format!("rootless dockerd {}", d.describe())));
+        }
+        if let Some(c) = ours {
+            evidence.push(EvidenceItem::new(
+                "docker",
+                format!("rootless container {} publishes the port", c.display()),
+            ));
+        } else if let Some(name) = &holder {
+            evidence.push(EvidenceItem::new(
+                "docker",
+                format!("container {name} of the rootless engine publishes the port (its config in that data root)"),
+            ));
+        }
+        evidence.extend(cx.error_evidence());
+        let socket = daemon.and_then(|d| d.socket()).map(str::to_owned).unwrap_or_else(|| {
+            let uid = kit.map(|_| held[0].0.uid);
+            uid.map_or("unix:///run/user/UID/docker.sock".to_owned(), |u| {
+                format!("unix:///run/user/{u}/docker.sock")
+            })
+        });
+        let first = describe_listener(held[0].0);
+        let summary = match &holder {
+            Some(name) => format!("rootlesskit holds {first} for rootless container {name}"),
+            None => format!("rootlesskit holds {first} for a rootless engine's container"),
+        };
+        // Talking to the rootless engine already, the plain `docker` reaches it.
+        let docker_host = if ours.is_some() { None } else { Some(socket) };
+        let mut remedies = Vec::new();
+        if let Some(name) = &holder {
+            remedies.push(Remedy::fix(
+                Risk::Disruptive,
+                Action::StopContainer { container: name.clone(), docker_host: docker_host.clone() },
+                format!("stops rootless container {name}: what it serves goes down, and rootlesskit releases the port"),
+            ));
+        }
+        remedies.push(remedy::other_port(q));
+        remedies.push(Remedy::check(
+            Action::ListPublishers { port: q.port, proto: q.proto, docker_host },
+            "asks the rootless engine which of its containers publishes the port",
+        ));
+        vec![Finding::new(DOC.code, summary, evidence, Confidence::High, remedies)]
     }
 }

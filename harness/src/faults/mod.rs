@@ -15,6 +15,7 @@ mod host_listener;
 mod leftover_proxy;
 mod orphaned_dnat;
 mod rootless_conflict;
+mod rootless_daemon;
 mod rootless_port_driver;
 mod second_daemon;
 mod silent_share;
@@ -36,6 +37,7 @@ pub use host_listener::HostListener;
 pub use leftover_proxy::LeftoverProxy;
 pub use orphaned_dnat::{NatChain, OrphanedDnat};
 pub use rootless_conflict::RootlessConflict;
+pub use rootless_daemon::RootlessDaemon;
 pub use rootless_port_driver::RootlessPortDriverFault;
 pub use second_daemon::{SecondDaemon, SECOND_DAEMON_SOCKET};
 pub use silent_share::SilentShare;
@@ -104,6 +106,7 @@ faults! {
     FirewallWipe(FirewallWipe) = "firewall-wipe",
     AddressGone(AddressGone) = "address-gone",
     SecondDaemon(SecondDaemon) = "second-daemon",
+    RootlessDaemon(RootlessDaemon) = "rootless-daemon",
     StaleAllocation(StaleAllocation) = "stale-allocation",
     WslLook(WslLook) = "wsl-look",
 }
