@@ -6,7 +6,8 @@
 //! form. Set `TESTCONTAINERS_COMMAND=keep` to keep environments after a run for debugging.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bollard::models::{ExecConfig, VolumeCreateRequest};
@@ -16,7 +17,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use testcontainers::core::{CgroupnsMode, Mount};
+use testcontainers::core::{AccessMode, CgroupnsMode, Mount};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
@@ -126,6 +127,11 @@ pub struct EnvOptions {
     /// Extra daemon.json keys, merged over the ones derived from the fields above.
     pub daemon_json: serde_json::Value,
     pub labels: RunLabels,
+    /// Host files bind-mounted read-only at `/usr/local/bin/<file name>`: the run's own copies of
+    /// the binaries under test, in place the moment the container starts instead of uploaded into
+    /// every environment. `portholder` is copied in when it is not among them.
+    #[serde(default)]
+    pub bind_binaries: Vec<PathBuf>,
 }
 
 impl Default for EnvOptions {
@@ -138,6 +144,7 @@ impl Default for EnvOptions {
             ipv6: false,
             daemon_json: serde_json::Value::Object(Default::default()),
             labels: RunLabels::default(),
+            bind_binaries: Vec::new(),
         }
     }
 }
@@ -156,6 +163,19 @@ impl ExecOutput {
     }
 }
 
+/// How long each step of `Environment::start` took: where an environment's start-up goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StartTimes {
+    /// The data-root volume created and the container started.
+    pub container: Duration,
+    /// Backend, daemon.json and start script written, dockerd started until it answered.
+    pub dockerd: Duration,
+    /// busybox imported into the inner engine (and the host address read in the same exec).
+    pub image_import: Duration,
+    /// portholder uploaded (zero when it is bind-mounted).
+    pub binaries: Duration,
+}
+
 /// A running environment: a container with its own dockerd.
 pub struct Environment {
     docker: Docker,
@@ -166,6 +186,8 @@ pub struct Environment {
     engine_version: String,
     opts: EnvOptions,
     ready_after: Duration,
+    start_times: StartTimes,
+    host_ip: Option<IpAddr>,
 }
 
 impl std::fmt::Debug for Environment {
@@ -235,11 +257,15 @@ impl Environment {
             engine_version: String::new(),
             opts,
             ready_after: Duration::ZERO,
+            start_times: StartTimes { container: started.elapsed(), ..Default::default() },
+            host_ip: None,
         };
         // Any failure from here on drops `env`, which removes the container and volume.
+        let lap = Instant::now();
         env.prepare().await?;
         env.start_dockerd().await?;
         let version = env.wait_ready().await?;
+        env.start_times.dockerd = lap.elapsed();
         if !version_matches(&version, &image.engine.version) {
             return Err(env.error(format!(
                 "inner engine reports {version}, the catalogue says {} for {}",
@@ -247,9 +273,24 @@ impl Environment {
             )));
         }
         env.engine_version = version;
-        env.sh_ok("docker import /opt/portwhy/busybox.tar busybox:latest >/dev/null").await?;
-        let holder = crate::binaries::portholder()?;
-        env.copy_in(&holder, "/usr/local/bin").await?;
+        let lap = Instant::now();
+        // The eth0 address is read in the same exec: every probe of the host address needs it, and
+        // nothing in a cell changes eth0.
+        let out = env
+            .sh_ok(
+                "docker import /opt/portwhy/busybox.tar busybox:latest >/dev/null && \
+                 ip -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | head -n1",
+            )
+            .await?;
+        env.host_ip = out.stdout.trim().parse().ok();
+        env.start_times.image_import = lap.elapsed();
+        let lap = Instant::now();
+        let bound = env.opts.bind_binaries.iter().any(|p| p.file_name().is_some_and(|n| n == "portholder"));
+        if !bound {
+            let holder = crate::binaries::portholder()?;
+            env.copy_in(&holder, "/usr/local/bin").await?;
+        }
+        env.start_times.binaries = lap.elapsed();
         env.ready_after = started.elapsed();
         Ok(env)
     }
@@ -324,25 +365,29 @@ impl Environment {
         self.sh_ok("setsid sh /run/portwhy/dockerd.sh </dev/null >/dev/null 2>&1 &").await.map(|_| ())
     }
 
-    /// Polls `docker version` inside until the server answers; returns its version.
+    /// Waits inside one exec until the server answers `docker version`; returns its version. The
+    /// loop runs in the environment's shell, so a poll costs a `stat` of the socket, not an exec
+    /// round trip through the outer engine; `docker version` runs once the socket exists.
     async fn wait_ready(&self) -> Result<String, HarnessError> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let out = self.exec(&["docker", "version", "--format", "{{.Server.Version}}"]).await?;
-            if out.success() && !out.stdout.trim().is_empty() {
-                return Ok(out.stdout.trim().to_string());
-            }
-            if Instant::now() > deadline {
-                let log =
-                    self.sh("tail -n 30 /var/log/dockerd.log").await.map(|o| o.stdout).unwrap_or_default();
-                return Err(self.error(format!(
-                    "inner dockerd did not answer within {}s: {}\n--- dockerd.log ---\n{log}",
-                    READY_TIMEOUT.as_secs(),
-                    out.stderr.trim()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let socket = if self.opts.rootless { "/run/user/1000/docker.sock" } else { "/var/run/docker.sock" };
+        let polls = READY_TIMEOUT.as_millis() / 20;
+        let script = format!(
+            "i=0; while [ $i -lt {polls} ]; do\n\
+               if [ -S {socket} ] && v=$(docker version --format '{{{{.Server.Version}}}}' 2>/run/portwhy/ready.err) \
+                  && [ -n \"$v\" ]; then echo \"$v\"; exit 0; fi\n\
+               sleep 0.02; i=$((i+1)); done\n\
+             cat /run/portwhy/ready.err >&2; exit 1"
+        );
+        let out = self.sh(&script).await?;
+        if out.success() {
+            return Ok(out.stdout.trim().to_string());
         }
+        let log = self.sh("tail -n 30 /var/log/dockerd.log").await.map(|o| o.stdout).unwrap_or_default();
+        Err(self.error(format!(
+            "inner dockerd did not answer within {}s: {}\n--- dockerd.log ---\n{log}",
+            READY_TIMEOUT.as_secs(),
+            out.stderr.trim()
+        )))
     }
 
     /// Runs `argv` in the environment (as root; `DOCKER_HOST` points at the rootless socket in a
@@ -551,6 +596,16 @@ impl Environment {
         self.ready_after
     }
 
+    /// How long each step of `start` took.
+    pub fn start_times(&self) -> StartTimes {
+        self.start_times
+    }
+
+    /// The environment's IPv4 address on eth0 (the emulated host's own address), read at start.
+    pub fn host_ip(&self) -> Result<IpAddr, HarnessError> {
+        self.host_ip.ok_or_else(|| self.error("no IPv4 address on eth0"))
+    }
+
     /// Removes the container and its volume.
     pub async fn teardown(mut self) -> Result<(), HarnessError> {
         if let Some(c) = self.container.take() {
@@ -626,6 +681,13 @@ async fn start_container(
         // A real filesystem for the inner data root: overlay2 on the outer overlay fails.
         .with_mount(Mount::volume_mount(volume, "/var/lib/docker"))
         .with_startup_timeout(Duration::from_secs(60));
+    for bin in &opts.bind_binaries {
+        let Some(file) = bin.file_name() else { continue };
+        let target = format!("/usr/local/bin/{}", file.to_string_lossy());
+        req = req.with_mount(
+            Mount::bind_mount(bin.display().to_string(), target).with_access_mode(AccessMode::ReadOnly),
+        );
+    }
     if opts.privileged {
         // The usual form on CI runners with cgroup v2 and a full capability bounding set.
         req = req.with_privileged(true).with_cgroupns_mode(CgroupnsMode::Private);

@@ -22,7 +22,7 @@ pub mod labels;
 
 pub use catalog::{load_catalog, EngineSpec, Recipe};
 pub use docker::connect;
-pub use env::{EnvOptions, Environment, ExecOutput, FirewallMode, RootlessPortDriver, RunLabels};
+pub use env::{EnvOptions, Environment, ExecOutput, FirewallMode, RootlessPortDriver, RunLabels, StartTimes};
 pub use error::HarnessError;
 pub use faults::{Fault, Injected};
 pub use gc::{sweep, sweep_on_ctrl_c, SweepReport};

@@ -1,8 +1,9 @@
 //! One matrix cell, end to end: environment, faults, trigger, `portwhy`, comparison, remedy, proof.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use portwhy::diagnosis::{Diagnosis, Finding};
@@ -10,12 +11,14 @@ use portwhy::remedy::Purpose;
 use portwhy_harness::{EngineImage, EnvOptions, Environment, Fault, FirewallMode, RunLabels};
 use serde::Deserialize;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
 use crate::event::Event;
 use crate::matrix::CellPlan;
 use crate::outcome::{
-    CellOptions, CellResult, DiagnoseInput, Observed, RemedySource, RemedyTrial, Status, TrafficObservation,
-    TrialOutcome, TriggerRecord,
+    CellId, CellOptions, CellResult, DiagnoseInput, Observed, Phase, RemedySource, RemedyTrial, Status,
+    TrafficObservation, TrialOutcome, TriggerRecord,
 };
 use crate::probe;
 use crate::proof::{claim_remedy, not_tried, Proof, PORTWHY_IN_ENV};
@@ -26,8 +29,14 @@ use crate::scenario::{BackendName, BeforeStep, DiagnoseWhen, RemedyClaim, Trigge
 pub struct Lab {
     pub docker: Docker,
     pub run_id: String,
-    /// The host-built `portwhy` binary copied into each environment.
-    pub portwhy_bin: PathBuf,
+    /// `portwhy --version` of the binary under test, asked once for the whole run.
+    pub portwhy_version: String,
+    /// The run's copies of `portwhy` and `portholder`, bind-mounted read-only into every
+    /// environment at /usr/local/bin.
+    pub binaries: Vec<PathBuf>,
+    /// Environments being torn down at once, beside the cells that run: a cell waits for a place
+    /// before it hands its environment over, so no more than this many linger.
+    pub teardowns: Arc<Semaphore>,
     /// Leave environments running after the cell (for `repro` and debugging).
     pub keep: bool,
     /// Try and prove remedies (off for `repro`, which leaves the fault in place).
@@ -42,6 +51,31 @@ pub struct Lab {
 pub struct KeptCell {
     pub result: CellResult,
     pub env_name: Option<String>,
+    /// The environment's teardown, running in the background: how long it took, or why it failed.
+    pub teardown: Option<JoinHandle<Result<Duration, String>>>,
+}
+
+/// Times a cell's phases: each lap closes one phase, adds it to the cell's record and reports it.
+struct Clock<'a> {
+    last: Instant,
+    phases: BTreeMap<Phase, u64>,
+    tx: &'a UnboundedSender<Event>,
+    cell: CellId,
+}
+
+impl Clock<'_> {
+    fn add(&mut self, phase: Phase, d: Duration) {
+        let ms = d.as_millis() as u64;
+        *self.phases.entry(phase).or_default() += ms;
+        let _ = self.tx.send(Event::PhaseDone { cell: self.cell.clone(), phase, ms });
+    }
+
+    /// Close `phase`: the time since the last lap is its.
+    fn lap(&mut self, phase: Phase) {
+        let now = Instant::now();
+        self.add(phase, now - self.last);
+        self.last = now;
+    }
 }
 
 fn firewall(b: BackendName) -> FirewallMode {
@@ -79,6 +113,7 @@ fn blank_result(plan: &CellPlan) -> CellResult {
         status: Status::Error,
         failures: Vec::new(),
         duration_ms: 0,
+        phases: BTreeMap::new(),
     }
 }
 
@@ -90,16 +125,26 @@ pub fn not_run(plan: &CellPlan, how_to_get: String) -> CellResult {
     rec
 }
 
-/// Run one cell; never panics on environment trouble: that becomes `Status::Error`.
+/// Run one cell; never panics on environment trouble: that becomes `Status::Error`. The cell's
+/// result is known before its environment is gone: the teardown runs in the background (see
+/// `KeptCell::teardown`).
 pub async fn run(lab: &Lab, plan: &CellPlan, tx: &UnboundedSender<Event>) -> KeptCell {
     let started = Instant::now();
     let id = plan.id();
     let _ = tx.send(Event::Started { cell: id.clone() });
     let mut rec = blank_result(plan);
     let mut env_name = None;
+    let mut teardown = None;
+    let mut clock = Clock { last: started, phases: BTreeMap::new(), tx, cell: id.clone() };
     match start_env(lab, plan).await {
         Err(e) => rec.failures.push(format!("environment: {e}")),
         Ok(env) => {
+            let t = env.start_times();
+            clock.add(Phase::EnvStart, t.container);
+            clock.add(Phase::DockerdReady, t.dockerd);
+            clock.add(Phase::ImageImport, t.image_import);
+            clock.add(Phase::Binaries, t.binaries);
+            clock.last = Instant::now();
             rec.engine = env.engine_version().to_owned();
             env_name = Some(env.name().to_owned());
             let _ = tx.send(Event::EnvReady {
@@ -107,21 +152,29 @@ pub async fn run(lab: &Lab, plan: &CellPlan, tx: &UnboundedSender<Event>) -> Kep
                 engine_version: env.engine_version().to_owned(),
                 ms: env.ready_after().as_millis() as u64,
             });
-            if let Err(e) = drive(lab, plan, &env, &mut rec, tx).await {
+            if let Err(e) = drive(lab, plan, &env, &mut rec, &mut clock).await {
                 rec.status = Status::Error;
                 rec.failures.push(e);
             }
             if lab.keep {
                 // Dropping the handle would remove the container; `portwhy-lab down` does that later.
                 std::mem::forget(env);
-            } else if let Err(e) = env.teardown().await {
-                let _ = tx.send(Event::Progress { message: format!("{id}: teardown failed: {e}") });
+            } else {
+                // The wait bounds how many environments linger while they are removed.
+                let permit = lab.teardowns.clone().acquire_owned().await.ok();
+                teardown = Some(tokio::spawn(async move {
+                    let t = Instant::now();
+                    let done = env.teardown().await.map_err(|e| e.to_string());
+                    drop(permit);
+                    done.map(|()| t.elapsed())
+                }));
             }
         }
     }
+    rec.phases = clock.phases;
     rec.duration_ms = started.elapsed().as_millis() as u64;
     let _ = tx.send(Event::Finished { result: Box::new(rec.clone()) });
-    KeptCell { result: rec, env_name }
+    KeptCell { result: rec, env_name, teardown }
 }
 
 async fn start_env(lab: &Lab, plan: &CellPlan) -> Result<Environment, String> {
@@ -145,6 +198,7 @@ async fn start_env(lab: &Lab, plan: &CellPlan) -> Result<Environment, String> {
             scenario: s.name.clone(),
             env: format!("{}-{}", plan.engine.name, plan.backend),
         },
+        bind_binaries: lab.binaries.clone(),
     };
     Environment::start(&lab.docker, image, opts).await.map_err(|e| e.to_string())
 }
@@ -160,17 +214,13 @@ async fn drive(
     plan: &CellPlan,
     env: &Environment,
     rec: &mut CellResult,
-    tx: &UnboundedSender<Event>,
+    clock: &mut Clock<'_>,
 ) -> Result<(), String> {
     let id = plan.id();
+    let tx = clock.tx;
     let s = &plan.scenario;
-    env.copy_in(&lab.portwhy_bin, "/usr/local/bin").await.map_err(|e| format!("copying portwhy in: {e}"))?;
-    rec.portwhy = env
-        .exec(&[PORTWHY_IN_ENV, "--version"])
-        .await
-        .map(|o| o.stdout.trim().to_owned())
-        .map_err(|e| format!("running portwhy --version: {e}"))?;
-    let host_ip = probe::host_ip(env).await?;
+    rec.portwhy = lab.portwhy_version.clone();
+    let host_ip = probe::host_ip(env)?;
     let faults: Vec<Fault> =
         s.faults.iter().map(|f| fault_of(f, &host_ip.to_string())).collect::<Result<_, _>>()?;
     for fault in &faults {
@@ -181,6 +231,7 @@ async fn drive(
             kind: format!("{}: {}", injected.kind, injected.summary),
         });
     }
+    clock.lap(Phase::Faults);
     for step in &s.trigger.before {
         match step {
             BeforeStep::RestartDockerd => env
@@ -189,16 +240,19 @@ async fn drive(
                 .map_err(|e| format!("restarting dockerd before the trigger: {e}"))?,
         }
     }
+    clock.lap(Phase::Trigger);
     let query = s.port.to_string();
     let before = match s.diagnose {
         DiagnoseWhen::BeforeTrigger => Some(diagnose(env, &query, None, None).await),
         DiagnoseWhen::AfterTrigger => None,
     };
+    clock.lap(Phase::Diagnose);
     let argv: Vec<String> =
         s.trigger.run.iter().map(|a| a.replace("{host_ip}", &host_ip.to_string())).collect();
     let (exit_code, error) = trigger(env, &argv).await?;
     rec.trigger = TriggerRecord { command: argv.join(" "), exit_code, error: error.clone() };
     let _ = tx.send(Event::Triggered { cell: id.clone(), exit_code, error: error.clone() });
+    clock.lap(Phase::Trigger);
     let container = s.trigger.container_name().unwrap_or("web");
     let outcome = match before {
         Some(d) => d,
@@ -212,6 +266,7 @@ async fn drive(
             diagnose(env, &query, text, subject).await
         }
     };
+    clock.lap(Phase::Diagnose);
     let diagnosis = match outcome {
         Ok((d, bundle)) => {
             rec.bundle = Some(bundle);
@@ -238,6 +293,7 @@ async fn drive(
                 .await;
         traffic.push(TrafficObservation { from: check.from, expected: check.answers, answered, reply });
     }
+    clock.lap(Phase::Probes);
     let observed = Observed {
         trigger: if exit_code == 0 { TriggerResult::Succeeds } else { TriggerResult::Fails },
         stage: diagnosis.as_ref().and_then(|d| d.error.as_ref()).map(|e| e.stage),
@@ -270,6 +326,7 @@ async fn drive(
         rec.remedies = prove(&proof, finding, &claims, &host_ip.to_string(), tx, &id).await;
         rec.failures.extend(crate::verdict::compare_claims(&claims, &rec.remedies));
         rec.failures.extend(crate::verdict::compare_remedies(&plan.expectation, &rec.remedies));
+        clock.lap(Phase::Remedies);
     }
     rec.diagnosis = diagnosis;
     rec.status = if rec.failures.is_empty() { Status::Pass } else { Status::Fail };

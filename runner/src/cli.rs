@@ -64,9 +64,11 @@ pub enum Command {
     Run {
         #[command(flatten)]
         filter: CellFilter,
-        /// Cells run in parallel.
-        #[arg(long, default_value_t = 2)]
-        jobs: usize,
+        /// Cells run in parallel. Default: the machine's cores + 1 (a cell spends much of its
+        /// time waiting on the engines), capped by available memory at 512 MiB a cell; the start
+        /// of the run says which.
+        #[arg(long)]
+        jobs: Option<usize>,
         /// Run only shard I of N (1-based), e.g. `--shard 2/4`, balanced by recorded cell times.
         #[arg(long, value_parser = matrix::parse_shard)]
         shard: Option<(usize, usize)>,
@@ -276,6 +278,14 @@ pub async fn main(cli: Cli) -> Result<(), LabError> {
             if let Some(path) = junit {
                 reporters.push(Box::new(JunitReporter { path }));
             }
+            let jobs = match jobs {
+                Some(n) => n,
+                None => {
+                    let (n, why) = run::default_jobs();
+                    eprintln!("--jobs {n}: {why}");
+                    n
+                }
+            };
             let cfg =
                 RunConfig { run_id, jobs, keep, prove: true, privileged: filter.privileged, portwhy_bin };
             let (results, _) = run::run(docker, plans, cfg, reporters).await.map_err(|e| match e {

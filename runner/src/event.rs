@@ -2,7 +2,7 @@
 
 use portwhy::cause::CauseCode;
 
-use crate::outcome::{CellId, CellResult, TrialOutcome};
+use crate::outcome::{CellId, CellResult, Phase, TrialOutcome};
 
 /// Something that happened in a cell. Reporters see them in the order the cell emitted them;
 /// cells running in parallel interleave.
@@ -40,6 +40,12 @@ pub enum Event {
         command: String,
         outcome: TrialOutcome,
     },
+    /// A phase of a cell ended, and how long it took (a phase entered twice reports twice).
+    PhaseDone {
+        cell: CellId,
+        phase: Phase,
+        ms: u64,
+    },
     Finished {
         result: Box<CellResult>,
     },
@@ -58,7 +64,8 @@ impl Event {
             | Self::FaultInjected { cell, .. }
             | Self::Triggered { cell, .. }
             | Self::Diagnosed { cell, .. }
-            | Self::Remedied { cell, .. } => Some(cell),
+            | Self::Remedied { cell, .. }
+            | Self::PhaseDone { cell, .. } => Some(cell),
             Self::Finished { .. } | Self::RunStarted { .. } | Self::Progress { .. } => None,
         }
     }
@@ -79,6 +86,7 @@ impl Event {
             Self::Remedied { cell, command, outcome } => {
                 format!("{cell}: remedy `{command}` {}", outcome.as_str())
             }
+            Self::PhaseDone { cell, phase, ms } => format!("{cell}: {phase} took {ms} ms"),
             Self::Finished { result } => {
                 format!("{}: {} in {} ms", result.id(), result.status.as_str(), result.duration_ms)
             }

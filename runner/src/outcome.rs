@@ -1,5 +1,7 @@
 //! The result of one matrix cell: what `results.json` holds and every reporter reads.
 
+use std::collections::BTreeMap;
+
 use portwhy::cause::CauseCode;
 use portwhy::diagnosis::Diagnosis;
 use portwhy::parse::error::Stage;
@@ -214,7 +216,111 @@ pub struct CellResult {
     pub status: Status,
     /// Every way the cell differed from the expectation, or why it could not run.
     pub failures: Vec<String>,
+    /// From the cell's start until its result was known. The environment's teardown runs after
+    /// that, beside the next cells; its time is `phases.teardown`.
     pub duration_ms: u64,
+    /// Where the cell's time went, in ms per phase (absent in results recorded before phases were
+    /// timed; those still load). A phase the cell never reached is absent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub phases: BTreeMap<Phase, u64>,
+}
+
+/// A timed step of a cell, in the order a cell runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// The data-root volume created and the environment's container started.
+    EnvStart,
+    /// Backend and daemon.json set, dockerd started until it answered.
+    DockerdReady,
+    /// busybox imported into the inner engine.
+    ImageImport,
+    /// The binaries under test put in place (zero when they are bind-mounted).
+    Binaries,
+    /// The scenario's faults injected and checked.
+    Faults,
+    /// The trigger (and its `before` steps) run.
+    Trigger,
+    /// `portwhy collect` and `portwhy diagnose` inside the environment.
+    Diagnose,
+    /// The scenario's traffic probes, after waiting for the container to answer.
+    Probes,
+    /// Every remedy tried: its steps, the faults injected again, the re-trigger and its probes.
+    Remedies,
+    /// The environment removed with its volume.
+    Teardown,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 10] = [
+        Phase::EnvStart,
+        Phase::DockerdReady,
+        Phase::ImageImport,
+        Phase::Binaries,
+        Phase::Faults,
+        Phase::Trigger,
+        Phase::Diagnose,
+        Phase::Probes,
+        Phase::Remedies,
+        Phase::Teardown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::EnvStart => "env-start",
+            Phase::DockerdReady => "dockerd-ready",
+            Phase::ImageImport => "image-import",
+            Phase::Binaries => "binaries",
+            Phase::Faults => "faults",
+            Phase::Trigger => "trigger",
+            Phase::Diagnose => "diagnose",
+            Phase::Probes => "probes",
+            Phase::Remedies => "remedies",
+            Phase::Teardown => "teardown",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One phase summed over the cells that timed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseRow {
+    pub phase: Phase,
+    /// Cells that recorded this phase.
+    pub cells: usize,
+    pub total_ms: u64,
+    /// The median over those cells (the upper one of an even count, as for cells).
+    pub median_ms: u64,
+    /// This phase's share of the time of every phase, 0.0 to 1.0.
+    pub share: f64,
+}
+
+/// Where the run's cell time went, phase by phase in cell order; empty when no cell timed phases.
+pub fn phase_breakdown(cells: &[CellResult]) -> Vec<PhaseRow> {
+    let all: u64 = cells.iter().flat_map(|c| c.phases.values()).sum();
+    Phase::ALL
+        .iter()
+        .filter_map(|&phase| {
+            let mut times: Vec<u64> = cells.iter().filter_map(|c| c.phases.get(&phase).copied()).collect();
+            if times.is_empty() {
+                return None;
+            }
+            times.sort_unstable();
+            let total_ms: u64 = times.iter().sum();
+            Some(PhaseRow {
+                phase,
+                cells: times.len(),
+                total_ms,
+                median_ms: times[times.len() / 2],
+                share: if all == 0 { 0.0 } else { total_ms as f64 / all as f64 },
+            })
+        })
+        .collect()
 }
 
 impl CellResult {

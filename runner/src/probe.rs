@@ -35,16 +35,10 @@ pub fn classify(reply: &str) -> Answerer {
     }
 }
 
-/// The environment's IPv4 address on eth0 (the "host IP" of the emulated host).
-pub async fn host_ip(env: &Environment) -> Result<IpAddr, String> {
-    let out = env
-        .sh("ip -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | head -n1")
-        .await
-        .map_err(|e| e.to_string())?;
-    out.stdout
-        .trim()
-        .parse()
-        .map_err(|_| format!("no IPv4 address on eth0 in {}: `{}`", env.name(), out.stdout.trim()))
+/// The environment's IPv4 address on eth0 (the "host IP" of the emulated host), read when the
+/// environment started.
+pub fn host_ip(env: &Environment) -> Result<IpAddr, String> {
+    env.host_ip().map_err(|e| e.to_string())
 }
 
 fn nc_line(addr: &str, port: u16, proto: Proto) -> String {
@@ -70,11 +64,11 @@ pub async fn probe(
     let reply = match from {
         TrafficSource::Loopback4 => in_env(env, &nc_line("127.0.0.1", port, proto)).await,
         TrafficSource::Loopback6 => in_env(env, &nc_line("::1", port, proto)).await,
-        TrafficSource::HostIp => match host_ip(env).await {
+        TrafficSource::HostIp => match host_ip(env) {
             Ok(ip) => in_env(env, &nc_line(&ip.to_string(), port, proto)).await,
             Err(e) => Err(e),
         },
-        TrafficSource::OtherNetwork => match host_ip(env).await {
+        TrafficSource::OtherNetwork => match host_ip(env) {
             Ok(ip) => {
                 // busybox nc inside containers is TCP only (UDP probes from another network are not
                 // offered by any scenario).
@@ -90,7 +84,7 @@ pub async fn probe(
             }
             Err(e) => Err(e),
         },
-        TrafficSource::Outside => match host_ip(env).await {
+        TrafficSource::Outside => match host_ip(env) {
             Ok(ip) => outside(SocketAddr::new(ip, port), proto).await,
             Err(e) => Err(e),
         },

@@ -136,6 +136,23 @@ pub fn render(results: &RunResults) -> String {
         "<p id=\"targets\">{}</p>",
         escape(&crate::outcome::targets_line(cells, results.wall_ms))
     );
+    let phases = crate::outcome::phase_breakdown(cells);
+    if !phases.is_empty() {
+        out.push_str("<table id=\"phases\"><thead><tr><th>phase</th><th>cells</th><th>total s</th><th>median ms</th><th>share</th></tr></thead><tbody>");
+        for r in phases {
+            let _ = write!(
+                out,
+                "<tr data-phase=\"{p}\" data-total-ms=\"{}\"><td>{p}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{:.1}%</td></tr>",
+                r.total_ms,
+                r.cells,
+                r.total_ms as f64 / 1000.0,
+                r.median_ms,
+                r.share * 100.0,
+                p = r.phase.as_str()
+            );
+        }
+        out.push_str("</tbody></table>\n");
+    }
     let disagree = crate::report::disagreeing(cells);
     out.push_str("<table id=\"matrix\"><thead><tr><th>scenario</th>");
     for (name, version, backend) in &ax.columns {

@@ -83,6 +83,7 @@ pub fn render(results: &RunResults) -> String {
         }
     }
     remedies_section(&mut out, cells);
+    phases_section(&mut out, cells);
     out.push_str("\n## Seed claims against the engines\n\n| scenario | source | claim (restated) | upheld by | refuted by | what the engines did |\n|---|---|---|---|---|---|\n");
     for s in &ax.scenarios {
         let Some(first) = cells.iter().find(|c| &c.scenario == s) else { continue };
@@ -152,6 +153,30 @@ fn remedies_section(out: &mut String, cells: &[CellResult]) {
             t.proven_other,
             t.failed,
             t.not_tried
+        );
+    }
+}
+
+/// Where the cells' time went, phase by phase (absent for results recorded without phases).
+fn phases_section(out: &mut String, cells: &[CellResult]) {
+    let rows = crate::outcome::phase_breakdown(cells);
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str(
+        "\n## Phases\n\nEach cell's time by phase, summed over the cells that reached it. The teardown runs \
+         beside the next cells, so it is not part of a cell's duration.\n\n\
+         | phase | cells | total s | median ms | share |\n|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.1} | {} | {:.1}% |",
+            r.phase.as_str(),
+            r.cells,
+            r.total_ms as f64 / 1000.0,
+            r.median_ms,
+            r.share * 100.0
         );
     }
 }

@@ -60,6 +60,8 @@ impl Reporter for TerminalReporter {
                     b.inc(1);
                 }
             }
+            // Ten a cell: too many for a plain log; they are in the summary's breakdown.
+            Event::PhaseDone { .. } if self.bar.is_none() => {}
             other => match &self.bar {
                 Some(b) => b.set_message(other.describe()),
                 None => eprintln!("  {}", other.describe()),
@@ -119,6 +121,29 @@ pub fn summary_table(cells: &[CellResult], wall_ms: u64) -> String {
     for (engine, n, how) in crate::report::not_run_engines(cells) {
         let _ = writeln!(out, "NOT RUN: {engine} ({n} cells): {how}");
     }
+    out.push_str(&phases_table(cells));
     let _ = writeln!(out, "{}", crate::outcome::targets_line(cells, wall_ms));
+    out
+}
+
+/// The phase breakdown as plain text; empty when no cell timed its phases.
+pub fn phases_table(cells: &[CellResult]) -> String {
+    let rows = crate::outcome::phase_breakdown(cells);
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("Phases (summed over cells; teardown runs beside the next cells):\n");
+    let _ = writeln!(out, "  {:<14} {:>5} {:>10} {:>10} {:>6}", "phase", "cells", "total", "median", "share");
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "  {:<14} {:>5} {:>8.1} s {:>7} ms {:>5.1}%",
+            r.phase.as_str(),
+            r.cells,
+            r.total_ms as f64 / 1000.0,
+            r.median_ms,
+            r.share * 100.0
+        );
+    }
     out
 }
