@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::outcome::{median_ms, CellResult, RemedySource, RunResults, Status};
-use crate::report::junit::escape;
+use crate::report::html_escape as escape;
 use crate::report::{axes, counts, find};
 use crate::scenario::ExpectedTrigger;
 

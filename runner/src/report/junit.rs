@@ -1,97 +1,57 @@
-//! JUnit XML: one testsuite per scenario, one testcase per cell (`engine version / backend`).
+//! JUnit XML: one testsuite per scenario, one testcase per cell (`engine version / backend`),
+//! written with quick-junit (nextest's own writer), which counts, escapes, and strips the ANSI
+//! colours and control characters of daemon text that XML 1.0 forbids.
 
-use std::fmt::Write as _;
+use std::time::Duration;
 
-use crate::outcome::{RunResults, Status};
-use crate::report::counts;
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-/// Escape text for XML attributes and content; control characters (ANSI colours in daemon text)
-/// are not allowed in XML 1.0 and are dropped.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' | '\t' | '\r' => out.push(ch),
-            c if (c as u32) < 0x20 => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::outcome::{CellResult, RunResults, Status};
 
 pub fn render(results: &RunResults) -> String {
-    let cells = &results.cells;
-    let counts = counts(cells);
-    let (failed, errors, skipped) = (counts.fail, counts.error, counts.not_run);
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"portwhy-lab\" tests=\"{}\" failures=\"{failed}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\">",
-        cells.len(),
-        results.wall_ms as f64 / 1000.0
-    );
-    let mut scenarios: Vec<&str> = cells.iter().map(|c| c.scenario.as_str()).collect();
+    let mut report = Report::new("portwhy-lab");
+    report.set_time(Duration::from_millis(results.wall_ms));
+    let mut scenarios: Vec<&str> = results.cells.iter().map(|c| c.scenario.as_str()).collect();
     scenarios.sort_unstable();
     scenarios.dedup();
     for scenario in scenarios {
-        let group: Vec<_> = cells.iter().filter(|c| c.scenario == scenario).collect();
-        let f = group.iter().filter(|c| c.status == Status::Fail).count();
-        let e = group.iter().filter(|c| c.status == Status::Error).count();
-        let sk = group.iter().filter(|c| c.status == Status::NotRun).count();
-        let time: u64 = group.iter().map(|c| c.duration_ms).sum();
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\" errors=\"{e}\" skipped=\"{sk}\" time=\"{:.3}\">",
-            escape(scenario),
-            group.len(),
-            time as f64 / 1000.0
-        );
-        for c in group {
-            let _ = write!(
-                out,
-                "    <testcase classname=\"portwhy-lab.{}\" name=\"{} {} ({})\" time=\"{:.3}\"",
-                escape(&c.scenario),
-                escape(&c.engine_name),
-                escape(&c.engine),
-                c.backend,
-                c.duration_ms as f64 / 1000.0
-            );
-            let body = format!(
-                "trigger: {}\nexit code: {}\nerror: {}\nverdict: {}\n",
-                c.trigger.command,
-                c.trigger.exit_code,
-                c.trigger.error.trim(),
-                c.verdict_line().unwrap_or("-")
-            );
-            match c.status {
-                Status::Pass => out.push_str(" />\n"),
-                // JUnit's <skipped> is how CI dashboards show a test that did not run, not a pass.
-                Status::NotRun => {
-                    let _ = writeln!(
-                        out,
-                        ">\n      <skipped message=\"{}\" />\n    </testcase>",
-                        escape(c.failures.first().map_or("not run", String::as_str))
-                    );
-                }
-                Status::Fail | Status::Error => {
-                    let tag = if c.status == Status::Fail { "failure" } else { "error" };
-                    let _ = writeln!(
-                        out,
-                        ">\n      <{tag} message=\"{}\">{}</{tag}>\n      <system-out>{}</system-out>\n    </testcase>",
-                        escape(c.failures.first().map_or("failed", String::as_str)),
-                        escape(&c.failures.join("\n")),
-                        escape(&body)
-                    );
-                }
-            }
-        }
-        out.push_str("  </testsuite>\n");
+        let mut suite = TestSuite::new(scenario);
+        let group: Vec<&CellResult> = results.cells.iter().filter(|c| c.scenario == scenario).collect();
+        suite.set_time(Duration::from_millis(group.iter().map(|c| c.duration_ms).sum()));
+        suite.add_test_cases(group.into_iter().map(test_case));
+        report.add_test_suite(suite);
     }
-    out.push_str("</testsuites>\n");
-    out
+    // Serialising into memory fails only on an I/O error of the writer, which a Vec has none of.
+    report.to_string().expect("JUnit XML serialises into a string")
+}
+
+fn test_case(c: &CellResult) -> TestCase {
+    let first = |default: &str| c.failures.first().map_or(default.to_owned(), String::clone);
+    let status = match c.status {
+        Status::Pass => TestCaseStatus::success(),
+        // JUnit's <skipped> is how CI dashboards show a test that did not run, not a pass.
+        Status::NotRun => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(first("not run"));
+            s
+        }
+        Status::Fail | Status::Error => {
+            let kind = if c.status == Status::Fail { NonSuccessKind::Failure } else { NonSuccessKind::Error };
+            let mut s = TestCaseStatus::non_success(kind);
+            s.set_message(first("failed")).set_description(c.failures.join("\n"));
+            s
+        }
+    };
+    let mut case = TestCase::new(format!("{} {} ({})", c.engine_name, c.engine, c.backend), status);
+    case.set_classname(format!("portwhy-lab.{}", c.scenario)).set_time(Duration::from_millis(c.duration_ms));
+    if matches!(c.status, Status::Fail | Status::Error) {
+        case.set_system_out(format!(
+            "trigger: {}\nexit code: {}\nerror: {}\nverdict: {}\n",
+            c.trigger.command,
+            c.trigger.exit_code,
+            c.trigger.error.trim(),
+            c.verdict_line().unwrap_or("-")
+        ));
+    }
+    case
 }

@@ -222,3 +222,10 @@ pub fn claim_verdicts(cells: &[CellResult], scenario: &str) -> Option<(Vec<Strin
     }
     Some((upheld, refuted))
 }
+
+/// Text for HTML content and quoted attributes; control characters (ANSI colours in daemon text)
+/// are dropped, as a browser would show them as boxes.
+pub(crate) fn html_escape(s: &str) -> String {
+    let printable: String = s.chars().filter(|c| !c.is_control() || matches!(c, '\n' | '\t')).collect();
+    html_escape::encode_quoted_attribute(&printable).into_owned()
+}
