@@ -4,10 +4,13 @@
 //! crashed or killed run leaves nothing a sweep cannot find.
 
 use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::StreamExt;
 
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use serde::Serialize;
@@ -44,13 +47,7 @@ pub async fn sweep(docker: &Docker, run_id: Option<&str>) -> Result<SweepReport,
         .map_err(HarnessError::docker("list_containers"))?;
     for c in containers {
         let Some(id) = c.id else { continue };
-        match docker
-            .remove_container(&id, Some(RemoveContainerOptionsBuilder::new().force(true).v(true).build()))
-            .await
-        {
-            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
-            Err(e) => return Err(HarnessError::Docker { call: "remove_container", source: e }),
-        }
+        remove_container(docker, &id).await?;
         let name = c.names.and_then(|n| n.first().cloned()).unwrap_or(id);
         report.containers.push(name.trim_start_matches('/').to_string());
     }
@@ -81,6 +78,39 @@ pub async fn sweep(docker: &Docker, run_id: Option<&str>) -> Result<SweepReport,
         report.networks.push(n.name.unwrap_or(id));
     }
     Ok(report)
+}
+
+/// How long a removal someone else started may take before the sweep gives up on it.
+const REMOVAL_IN_PROGRESS_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Removes container `id`; when its removal is already under way (a cell's teardown runs in the
+/// background while the run is interrupted), waits until the engine reports it removed, so the
+/// volumes after it are no longer in use.
+async fn remove_container(docker: &Docker, id: &str) -> Result<(), HarnessError> {
+    match docker
+        .remove_container(id, Some(RemoveContainerOptionsBuilder::new().force(true).v(true).build()))
+        .await
+    {
+        Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {
+            let wait = docker
+                .wait_container(id, Some(WaitContainerOptionsBuilder::new().condition("removed").build()));
+            // The stream ends (or errs with 404) once the container is gone; only gone counts.
+            let _ = tokio::time::timeout(REMOVAL_IN_PROGRESS_TIMEOUT, wait.collect::<Vec<_>>()).await;
+            match docker.inspect_container(id, None).await {
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+                Ok(_) => Err(HarnessError::Environment {
+                    env: id.to_owned(),
+                    reason: format!(
+                        "still being removed after {}s; run `portwhy-lab gc` once it is gone",
+                        REMOVAL_IN_PROGRESS_TIMEOUT.as_secs()
+                    ),
+                }),
+                Err(e) => Err(HarnessError::Docker { call: "inspect_container", source: e }),
+            }
+        }
+        Err(e) => Err(HarnessError::Docker { call: "remove_container", source: e }),
+    }
 }
 
 /// Spawns a task that, on Ctrl-C, sweeps `run_id`'s leftovers and exits the process with 130.

@@ -99,3 +99,33 @@ async fn live_sweep_removes_everything_a_killed_run_left() {
     assert_eq!(report.volumes.len(), 1);
     assert_eq!(count(docker, filters).await, (0, 0, 0), "labelled leftovers remain after sweep");
 }
+
+/// Ctrl-C while a cell's teardown runs in the background: the sweep meets a container whose
+/// removal is under way, and must still leave nothing (no 409 abort, no volume left in use).
+#[tokio::test(flavor = "multi_thread")]
+async fn live_sweep_during_a_teardown_still_removes_everything() {
+    let docker = portwhy_harness::connect().unwrap_or_else(|e| panic!("live tests need Docker: {e}"));
+    let run_id = format!("overlap-{}", std::process::id());
+    let catalog = portwhy_harness::load_catalog(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../engines.toml"),
+    )
+    .expect("catalogue");
+    let spec = catalog.iter().find(|s| s.name == "bookworm").expect("bookworm in the catalogue");
+    let image = portwhy_harness::ensure_image(&docker, spec, &|l| eprintln!("{l}")).await.expect("image");
+    let opts = portwhy_harness::EnvOptions {
+        labels: portwhy_harness::RunLabels {
+            run_id: run_id.clone(),
+            scenario: "overlap".into(),
+            env: "bookworm".into(),
+        },
+        ..Default::default()
+    };
+    let env = portwhy_harness::Environment::start(&docker, &image, opts).await.expect("environment");
+    let filters = run_filter(&run_id);
+    assert_eq!(count(docker.clone(), filters.clone()).await.0, 1, "the environment is not up");
+    let teardown = tokio::spawn(env.teardown());
+    let swept = portwhy_harness::sweep(&docker, Some(&run_id)).await;
+    let torn = teardown.await.expect("teardown task");
+    assert!(swept.is_ok(), "the sweep failed beside a teardown: {swept:?} (teardown: {torn:?})");
+    assert_eq!(count(docker, filters).await, (0, 0, 0), "labelled leftovers remain after sweep and teardown");
+}
