@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use rustix::process::Signal;
 
 const LABEL: &str = "io.portwhy.bench=1";
 const IMAGE: &str = "portwhy-bench-busybox:local";
@@ -485,8 +486,7 @@ fn portwhy_binary() -> Result<PathBuf> {
 }
 
 fn preflight() -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    ensure!(unsafe { libc::geteuid() } == 0, "run as root: ss -p, iptables-save and the load need it");
+    ensure!(rustix::process::geteuid().is_root(), "run as root: ss -p, iptables-save and the load need it");
     for tool in ["ss", "iptables-save", "docker", "tar"] {
         ensure!(
             quiet(Command::new("sh").args(["-c", &format!("command -v {tool}")])).is_ok(),
@@ -684,15 +684,15 @@ fn start_rootless(user: &RootlessUser) -> Result<RootlessEngine> {
 
 fn stop_rootless(mut engine: RootlessEngine) {
     sweep_containers(Some(&engine.socket));
-    let pgid = engine.launcher.id() as i32;
-    // SAFETY: signals this run's own process group (setpriv → rootlesskit → dockerd ...).
-    unsafe { libc::kill(-pgid, libc::SIGTERM) };
+    // This run's own process group (setpriv → rootlesskit → dockerd ...).
+    let pgid = rustix::process::Pid::from_raw(engine.launcher.id() as i32);
+    signal_group(pgid, Signal::TERM);
     let deadline = Instant::now() + Duration::from_secs(20);
     while engine.launcher.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    // SAFETY: as above; whatever ignored SIGTERM.
-    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    // Whatever ignored SIGTERM.
+    signal_group(pgid, Signal::KILL);
     let _ = engine.launcher.wait();
     let _ = std::fs::remove_file(&engine.pidfile);
 }
@@ -719,10 +719,11 @@ fn sweep_rootless(user: &RootlessUser) {
         .and_then(|s| s[s.rfind(')')? + 1..].split_whitespace().nth(2)?.parse::<i32>().ok());
     if let Some(pgid) = pgid.filter(|&g| g > 1) {
         eprintln!("stopping a rootless engine left by an earlier run (process group {pgid})");
-        // SAFETY: the group of a dockerd running as the bench's own user.
-        unsafe { libc::kill(-pgid, libc::SIGTERM) };
+        // The group of a dockerd running as the bench's own user.
+        let pgid = rustix::process::Pid::from_raw(pgid);
+        signal_group(pgid, Signal::TERM);
         std::thread::sleep(Duration::from_secs(3));
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        signal_group(pgid, Signal::KILL);
     }
 }
 
@@ -774,12 +775,16 @@ fn start_connections(n: usize, load: &mut Load) -> Result<()> {
 }
 
 fn raise_nofile() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: plain syscalls on a local struct.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    lim.current = lim.maximum;
+    let _ = setrlimit(Resource::Nofile, lim);
+}
+
+/// A signal to a whole process group; one that is already gone is no error here.
+fn signal_group(pgid: Option<rustix::process::Pid>, sig: Signal) {
+    if let Some(p) = pgid {
+        let _ = rustix::process::kill_process_group(p, sig);
     }
 }
 

@@ -68,18 +68,13 @@ fn report(what: &str, t: Duration, n: usize) {
 
 /// Raise the soft limit toward `want`, within the hard limit (raising that needs CAP_SYS_RESOURCE).
 fn raise_nofile(want: u64) -> anyhow::Result<()> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes into a valid rlimit.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        anyhow::bail!("cannot read RLIMIT_NOFILE: {}", std::io::Error::last_os_error());
+    let mut lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let max = lim.maximum.unwrap_or(u64::MAX);
+    if max < want {
+        anyhow::bail!("RLIMIT_NOFILE hard limit {max} is below the {want} descriptors needed");
     }
-    if lim.rlim_max < want {
-        anyhow::bail!("RLIMIT_NOFILE hard limit {} is below the {want} descriptors needed", lim.rlim_max);
-    }
-    lim.rlim_cur = want;
-    // SAFETY: setrlimit reads a valid rlimit.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
-        anyhow::bail!("cannot raise RLIMIT_NOFILE to {want}: {}", std::io::Error::last_os_error());
-    }
+    lim.current = Some(want);
+    rustix::process::setrlimit(rustix::process::Resource::Nofile, lim)
+        .map_err(|e| anyhow::anyhow!("cannot raise RLIMIT_NOFILE to {want}: {e}"))?;
     Ok(())
 }

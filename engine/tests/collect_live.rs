@@ -200,13 +200,11 @@ fn children_of(pid: u32, want: usize) -> Vec<u32> {
 
 #[test]
 fn a_socket_shared_by_fork_lists_every_process_holding_it() {
-    use std::os::fd::AsRawFd;
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = port_of(listener.local_addr());
     // Let the listener survive exec, as a prefork server's socket does: `sh` and the `sleep` it
     // forks both inherit it.
-    // SAFETY: fcntl on a descriptor this test owns.
-    assert_eq!(unsafe { libc::fcntl(listener.as_raw_fd(), libc::F_SETFD, 0) }, 0);
+    rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::empty()).expect("clear FD_CLOEXEC");
     let mut sh = Command::new("sh").args(["-c", "sleep 30 & wait"]).spawn().expect("spawn sh");
     let sleep = children_of(sh.id(), 1)[0];
     let found = sockets::collect(Path::new(PROC), port).expect("collect");
@@ -223,13 +221,11 @@ fn a_socket_shared_by_fork_lists_every_process_holding_it() {
 
 #[test]
 fn a_socket_of_a_process_with_ten_thousand_descriptors_is_found() {
-    // SAFETY: getrlimit/setrlimit on a local struct; raising the soft limit to the hard one.
-    unsafe {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-    }
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    // The soft limit raised to the hard one.
+    let mut lim = getrlimit(Resource::Nofile);
+    lim.current = lim.maximum;
+    setrlimit(Resource::Nofile, lim).expect("raise RLIMIT_NOFILE");
     let files: Vec<std::fs::File> = (0..10_000)
         .map(|_| std::fs::File::open("/dev/null").expect("open /dev/null (NOFILE >= 10k?)"))
         .collect();

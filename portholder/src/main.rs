@@ -6,12 +6,15 @@
 //!            [--reuseaddr] [--reuseport] [--count N] [--name NAME] [--daemon]
 //! ```
 //! Prints `ready pid=<pid> proto=.. addr=.. port=.. count=.. name=..` once every socket is bound.
-//! A bind failure exits 98 with the OS error. `--daemon` double-forks, prints the server's pid and
-//! returns, so `docker exec` does not wait on it. Runs until SIGTERM.
+//! A bind failure exits 98 with the OS error. `--daemon` starts the server as a child of its own,
+//! prints the server's pid and returns, so `docker exec` does not wait on it. Runs until SIGTERM.
 
-use std::io::Write;
-use std::net::IpAddr;
-use std::process::exit;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::process::CommandExt;
+use std::process::{exit, Command, Stdio};
+
+use socket2::{Domain, Protocol, Socket, Type};
 
 #[derive(Debug)]
 struct Options {
@@ -86,96 +89,29 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
     Ok(Options { udp, addr, port, v6only, reuseaddr, reuseport, count, name, daemon })
 }
 
-fn os_error(what: &str) -> String {
-    format!("{what}: {}", std::io::Error::last_os_error())
-}
-
-fn set_int(fd: i32, level: i32, opt: i32, value: i32, what: &str) -> Result<(), String> {
-    // SAFETY: fd is a socket we own; value outlives the call and its size is passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            opt,
-            (&value as *const i32).cast(),
-            std::mem::size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(os_error(what))
-    }
-}
-
 /// One socket with the options applied before bind. Err carries the OS error text.
-fn bind_one(o: &Options) -> Result<i32, String> {
-    let domain = if o.addr.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
-    let kind = if o.udp { libc::SOCK_DGRAM } else { libc::SOCK_STREAM };
-    // SAFETY: plain socket(2) call.
-    let fd = unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(os_error("socket"));
-    }
+fn bind_one(o: &Options) -> Result<Socket, String> {
+    let domain = if o.addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
+    let (kind, proto) = if o.udp { (Type::DGRAM, Protocol::UDP) } else { (Type::STREAM, Protocol::TCP) };
+    let sock = Socket::new(domain, kind, Some(proto)).map_err(|e| format!("socket: {e}"))?;
     if o.reuseaddr {
-        set_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1, "SO_REUSEADDR")?;
+        sock.set_reuse_address(true).map_err(|e| format!("SO_REUSEADDR: {e}"))?;
     }
     if o.reuseport {
-        set_int(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1, "SO_REUSEPORT")?;
+        sock.set_reuse_port(true).map_err(|e| format!("SO_REUSEPORT: {e}"))?;
     }
     if let Some(v) = o.v6only {
-        set_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, i32::from(v), "IPV6_V6ONLY")?;
+        sock.set_only_v6(v).map_err(|e| format!("IPV6_V6ONLY: {e}"))?;
     }
-    let rc = match o.addr {
-        IpAddr::V4(a) => {
-            // SAFETY: zeroed sockaddr_in is a valid value; fields set below.
-            let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-            sa.sin_family = libc::AF_INET as libc::sa_family_t;
-            sa.sin_port = o.port.to_be();
-            sa.sin_addr.s_addr = u32::from_ne_bytes(a.octets());
-            // SAFETY: sa is a live sockaddr_in and its size is passed.
-            unsafe {
-                libc::bind(
-                    fd,
-                    (&sa as *const libc::sockaddr_in).cast(),
-                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                )
-            }
-        }
-        IpAddr::V6(a) => {
-            // SAFETY: zeroed sockaddr_in6 is a valid value; fields set below.
-            let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sa.sin6_port = o.port.to_be();
-            sa.sin6_addr.s6_addr = a.octets();
-            // SAFETY: sa is a live sockaddr_in6 and its size is passed.
-            unsafe {
-                libc::bind(
-                    fd,
-                    (&sa as *const libc::sockaddr_in6).cast(),
-                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-                )
-            }
-        }
-    };
-    if rc != 0 {
-        return Err(os_error(&format!("bind {}", display_addr(o))));
+    let addr = SocketAddr::new(o.addr, o.port);
+    sock.bind(&addr.into()).map_err(|e| format!("bind {addr}: {e}"))?;
+    if !o.udp {
+        sock.listen(128).map_err(|e| format!("listen: {e}"))?;
     }
-    // SAFETY: listen(2) on our bound stream socket.
-    if !o.udp && unsafe { libc::listen(fd, 128) } != 0 {
-        return Err(os_error("listen"));
-    }
-    Ok(fd)
+    Ok(sock)
 }
 
-fn display_addr(o: &Options) -> String {
-    match o.addr {
-        IpAddr::V4(a) => format!("{a}:{}", o.port),
-        IpAddr::V6(a) => format!("[{a}]:{}", o.port),
-    }
-}
-
-fn ready_line(o: &Options, pid: i32) -> String {
+fn ready_line(o: &Options, pid: u32) -> String {
     format!(
         "ready pid={pid} proto={} addr={} port={} count={} name={}",
         if o.udp { "udp" } else { "tcp" },
@@ -186,114 +122,72 @@ fn ready_line(o: &Options, pid: i32) -> String {
     )
 }
 
-/// Double fork: the grandchild serves, detached from the caller's session and stdio; the original
-/// process prints the grandchild's pid and exits 0.
-fn daemonize(o: &Options) {
-    let mut fds = [0i32; 2];
-    // SAFETY: pipe(2) into a 2-element array.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        eprintln!("portholder: {}", os_error("pipe"));
-        exit(1);
+/// Starts this program again without `--daemon`, in a process group of its own and with its
+/// stdio off the caller's, and relays its ready line (or its bind error and exit code): the
+/// server is that child, so `docker exec` returns at once. A re-exec instead of a double fork
+/// needs no unsafe code and binds in the process that keeps the sockets.
+fn daemonize() -> ! {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--daemon").collect();
+    let exe = std::env::current_exe().unwrap_or_else(|e| fail(1, &format!("cannot find myself: {e}")));
+    let mut child = Command::new(exe)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| fail(1, &format!("cannot start the server: {e}")));
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("piped stdout");
+    let _ = BufReader::new(stdout).read_line(&mut line);
+    if line.starts_with("ready ") {
+        print!("{line}");
+        exit(0);
     }
-    // SAFETY: fork in a single-threaded process.
-    match unsafe { libc::fork() } {
-        -1 => {
-            eprintln!("portholder: {}", os_error("fork"));
-            exit(1)
-        }
-        0 => {
-            // SAFETY: child: new session, second fork, stdio to /dev/null; only async-signal-safe
-            // calls until the grandchild is running on its own.
-            unsafe {
-                libc::close(fds[0]);
-                libc::setsid();
-                match libc::fork() {
-                    -1 => libc::_exit(1),
-                    0 => {}
-                    _ => libc::_exit(0),
-                }
-                let pid = libc::getpid();
-                let bytes = pid.to_ne_bytes();
-                libc::write(fds[1], bytes.as_ptr().cast(), bytes.len());
-                libc::close(fds[1]);
-                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-                if null >= 0 {
-                    libc::dup2(null, 0);
-                    libc::dup2(null, 1);
-                    libc::dup2(null, 2);
-                }
-            }
-        }
-        child => {
-            let mut bytes = [0u8; 4];
-            // SAFETY: reading into a 4-byte buffer from our pipe.
-            let n = unsafe {
-                libc::close(fds[1]);
-                libc::read(fds[0], bytes.as_mut_ptr().cast(), bytes.len())
-            };
-            // SAFETY: reap the intermediate child, which exits at once.
-            unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
-            if n != 4 {
-                eprintln!("portholder: daemon did not start");
-                exit(1);
-            }
-            println!("{}", ready_line(o, i32::from_ne_bytes(bytes)));
-            exit(0);
-        }
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
     }
+    eprint!("{err}");
+    let code = child.wait().ok().and_then(|s| s.code()).unwrap_or(1);
+    exit(if code == 0 { 1 } else { code })
 }
 
-fn serve(o: &Options, fds: &[i32]) -> ! {
-    // SAFETY: getpid never fails.
-    let reply = format!("portholder {} pid={}\n", o.name, unsafe { libc::getpid() });
-    let mut polls: Vec<libc::pollfd> =
-        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
-    loop {
-        // SAFETY: polls is a live array of pollfd of the given length.
-        let n = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, -1) };
-        if n < 0 {
-            continue;
-        }
-        for p in polls.iter_mut().filter(|p| p.revents & libc::POLLIN != 0) {
-            p.revents = 0;
-            if o.udp {
-                // SAFETY: recvfrom into a local buffer and address storage of the stated sizes,
-                // then sendto back to that address.
-                unsafe {
+fn fail(code: i32, msg: &str) -> ! {
+    eprintln!("portholder: {msg}");
+    exit(code)
+}
+
+/// One thread per socket, each blocking on its socket: answers every connection or datagram.
+fn serve(o: &Options, socks: Vec<Socket>) -> ! {
+    let reply = format!("portholder {} pid={}\n", o.name, std::process::id());
+    let udp = o.udp;
+    let threads: Vec<_> = socks
+        .into_iter()
+        .map(|sock| {
+            let reply = reply.clone();
+            std::thread::spawn(move || {
+                if udp {
+                    let sock = UdpSocket::from(sock);
                     let mut buf = [0u8; 2048];
-                    let mut from: libc::sockaddr_storage = std::mem::zeroed();
-                    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                    let got = libc::recvfrom(
-                        p.fd,
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        0,
-                        (&mut from as *mut libc::sockaddr_storage).cast(),
-                        &mut len,
-                    );
-                    if got >= 0 {
-                        libc::sendto(
-                            p.fd,
-                            reply.as_ptr().cast(),
-                            reply.len(),
-                            0,
-                            (&from as *const libc::sockaddr_storage).cast(),
-                            len,
-                        );
+                    loop {
+                        if let Ok((_, from)) = sock.recv_from(&mut buf) {
+                            let _ = sock.send_to(reply.as_bytes(), from);
+                        }
+                    }
+                } else {
+                    let listener = TcpListener::from(sock);
+                    for mut conn in listener.incoming().flatten() {
+                        let _ = conn.write_all(reply.as_bytes());
                     }
                 }
-            } else {
-                // SAFETY: accept on our listening socket; write a short reply and close.
-                unsafe {
-                    let c = libc::accept(p.fd, std::ptr::null_mut(), std::ptr::null_mut());
-                    if c >= 0 {
-                        libc::write(c, reply.as_ptr().cast(), reply.len());
-                        libc::close(c);
-                    }
-                }
-            }
-        }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
     }
+    exit(1)
 }
 
 fn main() {
@@ -301,24 +195,19 @@ fn main() {
         Ok(o) => o,
         Err(e) => usage(&e),
     };
-    let mut fds = Vec::new();
+    if o.daemon {
+        daemonize();
+    }
+    let mut socks = Vec::new();
     for _ in 0..o.count {
         match bind_one(&o) {
-            Ok(fd) => fds.push(fd),
-            Err(e) => {
-                eprintln!("portholder: {e}");
-                exit(98);
-            }
+            Ok(s) => socks.push(s),
+            Err(e) => fail(98, &e),
         }
     }
-    if o.daemon {
-        daemonize(&o);
-    } else {
-        // SAFETY: getpid never fails.
-        println!("{}", ready_line(&o, unsafe { libc::getpid() }));
-        let _ = std::io::stdout().flush();
-    }
-    serve(&o, &fds)
+    println!("{}", ready_line(&o, std::process::id()));
+    let _ = std::io::stdout().flush();
+    serve(&o, socks)
 }
 
 #[cfg(test)]

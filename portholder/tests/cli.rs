@@ -30,8 +30,8 @@ fn holds_a_tcp_port_answers_with_its_name_and_exits_98_on_conflict() {
         .expect("run");
     assert_eq!(second.status.code(), Some(98));
     assert!(String::from_utf8_lossy(&second.stderr).contains("Address already in use"));
-    // SAFETY: signalling the daemon this test started.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    // The daemon this test started.
+    assert!(Command::new("kill").arg(pid.to_string()).status().expect("kill").success());
 }
 
 #[test]
@@ -65,6 +65,6 @@ fn udp_reuseaddr_sockets_share_a_port_and_reply() {
     let mut buf = [0u8; 128];
     let n = client.recv(&mut buf).expect("reply");
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("portholder udp-"));
-    // SAFETY: signalling the daemon this test started.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    // The daemon this test started.
+    assert!(Command::new("kill").arg(pid.to_string()).status().expect("kill").success());
 }

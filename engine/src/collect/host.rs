@@ -3,9 +3,8 @@
 //! Only the kernel release is required; every other fact is `None` or empty when it cannot be read,
 //! because each one only sharpens a verdict.
 
-use std::ffi::CStr;
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::Path;
 
 use super::procs;
@@ -82,61 +81,25 @@ pub(crate) fn nameservers(text: &str) -> Vec<String> {
 
 /// Every IPv4 and IPv6 address on this namespace's interfaces, as `ADDR/PREFIX IFACE`.
 fn interface_addresses() -> Vec<String> {
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs writes a list head we free below with freeifaddrs.
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    let mut cur = head;
-    while !cur.is_null() {
-        // SAFETY: cur is a node of the list getifaddrs returned, not yet freed.
-        let ifa = unsafe { &*cur };
-        cur = ifa.ifa_next;
-        // SAFETY: ifa_addr and ifa_netmask are null or point to sockaddrs of the family they name.
-        let (addr, mask) = unsafe { (sockaddr_ip(ifa.ifa_addr), sockaddr_ip(ifa.ifa_netmask)) };
-        let Some(addr) = addr else { continue };
-        let prefix = match mask {
-            Some(IpAddr::V4(m)) => u32::from(m).count_ones(),
-            Some(IpAddr::V6(m)) => u128::from(m).count_ones(),
-            None => {
-                if addr.is_ipv4() {
-                    32
-                } else {
-                    128
-                }
-            }
-        };
-        let name = if ifa.ifa_name.is_null() {
-            String::new()
-        } else {
-            // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-            unsafe { CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned()
-        };
-        out.push(format!("{addr}/{prefix} {name}"));
-    }
-    // SAFETY: head came from getifaddrs and is freed once.
-    unsafe { libc::freeifaddrs(head) };
-    out
-}
-
-/// # Safety
-/// `sa` must be null or point to a valid sockaddr whose size matches its family.
-unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
-    if sa.is_null() {
-        return None;
-    }
-    match i32::from((*sa).sa_family) {
-        libc::AF_INET => {
-            let sin = &*(sa as *const libc::sockaddr_in);
-            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))))
-        }
-        libc::AF_INET6 => {
-            let sin6 = &*(sa as *const libc::sockaddr_in6);
-            Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
-        }
-        _ => None,
-    }
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return Vec::new() };
+    let ip = |a: Option<nix::sys::socket::SockaddrStorage>| -> Option<IpAddr> {
+        let a = a?;
+        a.as_sockaddr_in()
+            .map(|v4| IpAddr::V4(v4.ip()))
+            .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+    };
+    addrs
+        .filter_map(|ifa| {
+            let addr = ip(ifa.address)?;
+            let prefix = match ip(ifa.netmask) {
+                Some(IpAddr::V4(m)) => u32::from(m).count_ones(),
+                Some(IpAddr::V6(m)) => u128::from(m).count_ones(),
+                None if addr.is_ipv4() => 32,
+                None => 128,
+            };
+            Some(format!("{addr}/{prefix} {}", ifa.interface_name))
+        })
+        .collect()
 }
 
 #[cfg(test)]

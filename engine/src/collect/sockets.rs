@@ -11,11 +11,13 @@
 //! that walk, not the socket listing, is the expensive part.
 
 use std::collections::HashMap;
-use std::ffi::CStr;
 use std::fs;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+use rustix::thread::LinkNameSpaceType;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -73,10 +75,9 @@ fn list_in_netns(proc_root: &Path, pid: u32, port: u16) -> Result<Vec<Listener>,
     let ns = fs::File::open(proc_root.join(pid.to_string()).join("ns/net")).map_err(|e| e.to_string())?;
     std::thread::scope(|s| {
         s.spawn(|| {
-            // SAFETY: setns on an open namespace file; affects only this thread, which ends here.
-            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(io::Error::last_os_error().to_string());
-            }
+            // Affects only this thread, which ends here.
+            rustix::thread::move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Network))
+                .map_err(|e| io::Error::from(e).to_string())?;
             netlink::list(Some(port), None).map_err(|e| e.to_string())
         })
         .join()
@@ -251,23 +252,16 @@ fn describe(proc_root: &Path, pid: u32) -> ProcessRef {
     ProcessRef { pid, comm, cmdline, container_id }
 }
 
-/// Name of an interface index in this network namespace.
-fn interface_name(index: u32) -> Option<String> {
-    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // SAFETY: buf holds IF_NAMESIZE bytes, as if_indextoname requires; it writes a NUL-terminated name.
-    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: on success the buffer holds a NUL-terminated string.
-    let name = unsafe { CStr::from_ptr(buf.as_ptr()) };
-    Some(name.to_string_lossy().into_owned())
-}
-
 /// Raw NETLINK_SOCK_DIAG: one dump request per (family, protocol), `inet_diag_req_v2` built by
 /// hand so no crate is needed.
 mod netlink {
     use super::*;
+    use rustix::net::netdevice::index_to_name;
+    use rustix::net::sockopt::{set_socket_timeout, Timeout};
+    use rustix::net::{
+        netlink::{self, SocketAddrNetlink},
+        recvfrom, sendto, socket_with, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType,
+    };
 
     const SOCK_DIAG_BY_FAMILY: u16 = 20;
     /// Attribute carrying IPV6_V6ONLY; the kernel adds it to every AF_INET6 answer unasked (its
@@ -298,7 +292,7 @@ mod netlink {
                 let req = request(family as u8, ipproto as u8, states, port.unwrap_or(0), seq);
                 send(&sock, &req)?;
                 receive(&sock, seq, |msg, attrs| {
-                    if let Some(l) = listener(p, msg, attrs, &mut names) {
+                    if let Some(l) = listener(&sock, p, msg, attrs, &mut names) {
                         if port.is_none_or(|want| want == l.port) && l.port != 0 {
                             out.push(l);
                         }
@@ -310,30 +304,14 @@ mod netlink {
     }
 
     fn open() -> io::Result<OwnedFd> {
-        // SAFETY: plain socket(2); the result is checked before it is wrapped.
-        let fd = unsafe {
-            libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, libc::NETLINK_SOCK_DIAG)
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh descriptor owned by nobody else.
-        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        let sock = socket_with(
+            AddressFamily::NETLINK,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC,
+            Some(netlink::SOCK_DIAG),
+        )?;
         // Never hang a diagnosis on a kernel that does not answer.
-        let tv = libc::timeval { tv_sec: 5, tv_usec: 0 };
-        // SAFETY: tv outlives the call and its size is passed.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        set_socket_timeout(&sock, Timeout::Recv, Some(Duration::from_secs(5)))?;
         Ok(sock)
     }
 
@@ -356,23 +334,8 @@ mod netlink {
     }
 
     fn send(sock: &OwnedFd, req: &[u8]) -> io::Result<()> {
-        // SAFETY: an all-zero sockaddr_nl is valid; family set below, pid 0 addresses the kernel.
-        let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        // SAFETY: req and kernel are valid for the lengths passed.
-        let n = unsafe {
-            libc::sendto(
-                sock.as_raw_fd(),
-                req.as_ptr().cast(),
-                req.len(),
-                0,
-                (&kernel as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // Port id 0 addresses the kernel.
+        sendto(sock, req, SendFlags::empty(), &SocketAddrNetlink::new(0, 0))?;
         Ok(())
     }
 
@@ -381,32 +344,16 @@ mod netlink {
     fn receive(sock: &OwnedFd, seq: u32, mut each: impl FnMut(&[u8], &[u8])) -> io::Result<()> {
         let mut buf = vec![0u8; RECV_BUF];
         loop {
-            // SAFETY: an all-zero sockaddr_nl is valid; recvfrom writes at most `len` bytes into it.
-            let mut from: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-            let mut len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
-            // SAFETY: buf is valid for RECV_BUF bytes; from/len describe a sockaddr_nl.
-            let n = unsafe {
-                libc::recvfrom(
-                    sock.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    0,
-                    (&mut from as *mut libc::sockaddr_nl).cast(),
-                    &mut len,
-                )
+            let (n, from) = match recvfrom(sock, &mut buf[..], RecvFlags::empty()) {
+                Ok((n, _, from)) => (n, from),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
             // Only the kernel (port id 0) answers dumps; ignore anything else.
-            if from.nl_pid != 0 {
+            if from.and_then(|a| SocketAddrNetlink::try_from(a).ok()).is_none_or(|a| a.pid() != 0) {
                 continue;
             }
-            let mut rest = &buf[..n as usize];
+            let mut rest = &buf[..n];
             while rest.len() >= NLMSG_HDRLEN {
                 let msg_len = u32::from_ne_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
                 let msg_type = u16::from_ne_bytes(rest[4..6].try_into().expect("2 bytes"));
@@ -441,6 +388,7 @@ mod netlink {
 
     /// inet_diag_msg → Listener (owners not yet known).
     fn listener(
+        sock: &OwnedFd,
         proto: Proto,
         msg: &[u8],
         attrs: &[u8],
@@ -465,7 +413,7 @@ mod netlink {
         let interface = if ifindex == 0 {
             None
         } else {
-            names.entry(ifindex).or_insert_with(|| interface_name(ifindex)).clone()
+            names.entry(ifindex).or_insert_with(|| index_to_name(sock, ifindex).ok()).clone()
         };
         Some(Listener {
             proto,
