@@ -154,10 +154,19 @@ pub enum Action {
     StopRestartLoop { container: String },
     /// `docker rm -f NAME`.
     RemoveContainer { container: String },
-    /// `docker compose -p PROJECT stop SERVICE`.
-    ComposeStop { project: String, service: String },
-    /// `docker compose -p PROJECT down`.
-    ComposeDown { project: String },
+    /// `docker compose -p PROJECT stop SERVICE` (v1: `docker-compose -p PROJECT -f FILE... stop SERVICE`).
+    ComposeStop {
+        project: String,
+        service: String,
+        #[serde(default, flatten)]
+        cli: ComposeCli,
+    },
+    /// `docker compose -p PROJECT down` (v1: `docker-compose -p PROJECT -f FILE... down`).
+    ComposeDown {
+        project: String,
+        #[serde(default, flatten)]
+        cli: ComposeCli,
+    },
     /// Delete one NAT rule with the tool that owns its backend.
     DeleteNatRule { backend: Backend, family: Family, table: String, chain: String, rule: RuleRef },
     /// Flush one chain in one backend (a copy of Docker's rules stranded in the other backend).
@@ -288,6 +297,45 @@ fn nft_family(family: Family) -> &'static str {
     }
 }
 
+/// Which Compose made a project, and the files v1 needs to act on it again, from the containers'
+/// `com.docker.compose.version` and `com.docker.compose.project.config_files` labels.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComposeCli {
+    /// Compose v1 (`docker-compose`, 1.x): it finds a project only through its files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub v1: bool,
+    /// The project's files in merge order; v2 finds the project by its labels and needs none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+}
+
+impl ComposeCli {
+    /// From a container's labels.
+    pub fn from_labels(labels: &std::collections::BTreeMap<String, String>) -> Self {
+        let v1 = labels.get("com.docker.compose.version").is_some_and(|v| v.starts_with("1."));
+        let files = labels
+            .get("com.docker.compose.project.config_files")
+            .map(|f| f.split(',').filter(|f| !f.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default();
+        ComposeCli { v1, files }
+    }
+
+    fn argv(&self, project: &str, tail: &[&str]) -> Vec<String> {
+        let mut a: Vec<String> = if self.v1 {
+            vec!["docker-compose".into(), "-p".into(), project.into()]
+        } else {
+            vec!["docker".into(), "compose".into(), "-p".into(), project.into()]
+        };
+        if self.v1 {
+            for f in &self.files {
+                a.extend(["-f".to_owned(), f.clone()]);
+            }
+        }
+        a.extend(tail.iter().map(|t| (*t).to_owned()));
+        a
+    }
+}
+
 const RESOLVED_DROP_IN: &str = "/etc/systemd/resolved.conf.d/no-stub.conf";
 const ROOTLESS_DROP_IN_DIR: &str = "~/.config/systemd/user/docker.service.d";
 
@@ -311,10 +359,10 @@ impl Action {
                 vec![run(["docker", "update", "--restart=no", container]), run(["docker", "stop", container])]
             }
             Self::RemoveContainer { container } => vec![run(["docker", "rm", "-f", container])],
-            Self::ComposeStop { project, service } => {
-                vec![run(["docker", "compose", "-p", project, "stop", service])]
+            Self::ComposeStop { project, service, cli } => {
+                vec![Step::Run { argv: cli.argv(project, &["stop", service]) }]
             }
-            Self::ComposeDown { project } => vec![run(["docker", "compose", "-p", project, "down"])],
+            Self::ComposeDown { project, cli } => vec![Step::Run { argv: cli.argv(project, &["down"]) }],
             Self::DeleteNatRule { backend, family, table, chain, rule } => {
                 let tool = backend_tool(*backend, *family);
                 match (backend, rule) {

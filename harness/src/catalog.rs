@@ -51,7 +51,34 @@ pub enum Recipe {
         rootless_path: Option<PathBuf>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rootless_url: Option<String>,
+        /// Docker's static tarballs carry no Compose: the plugin binary of this Debian package is
+        /// laid into `/usr/libexec/docker/cli-plugins` (pinned by version and checksum).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        compose: Option<ComposeDeb>,
     },
+}
+
+/// A Debian `docker-compose` (v2) package: where the tarball engines' Compose comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeDeb {
+    /// The suite whose package it is (`forky`): shown in reports, and the cache folder it is kept in.
+    pub suite: String,
+    /// The package version (`2.40.3-3`); the file is `pool/main/d/docker-compose/docker-compose_<version>_amd64.deb`.
+    pub version: String,
+    /// sha256 of the .deb, checked before anything is unpacked.
+    pub sha256: String,
+}
+
+impl ComposeDeb {
+    /// The .deb's path under a Debian mirror.
+    pub fn pool_path(&self) -> String {
+        format!("pool/main/d/docker-compose/{}", self.file_name())
+    }
+
+    pub fn file_name(&self) -> String {
+        format!("docker-compose_{}_amd64.deb", self.version)
+    }
 }
 
 /// Why an engine of the catalogue cannot be built on this machine, and how to get it.
@@ -203,6 +230,7 @@ mod tests {
                 url: None,
                 rootless_path: None,
                 rootless_url: None,
+                compose: None,
             }
         );
     }

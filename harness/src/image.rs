@@ -38,6 +38,13 @@ pub const IMAGE_REPO: &str = "portwhy-engine";
 pub(crate) const LABEL_ENGINE: &str = "io.portwhy.engine";
 pub(crate) const LABEL_ENGINE_VERSION: &str = "io.portwhy.engine-version";
 pub(crate) const LABEL_PKG_PREFIX: &str = "io.portwhy.pkg.";
+/// `v1` or `v2`: which Compose the image carries (absent: none).
+pub(crate) const LABEL_COMPOSE: &str = "io.portwhy.compose";
+/// What `docker compose version --short` (v1: `docker-compose version --short`) printed at build time.
+pub(crate) const LABEL_COMPOSE_VERSION: &str = "io.portwhy.compose-version";
+
+/// Where the Docker CLI looks for plugins; Debian's v2 package installs there too.
+const CLI_PLUGINS: &str = "usr/libexec/docker/cli-plugins";
 
 /// Bumped by hand when the build procedure changes in a way the script text does not show.
 const BUILD_FORMAT: u32 = 1;
@@ -93,6 +100,7 @@ const RECORDED_PACKAGES: &[&str] = &[
     "slirp4netns",
     "busybox-static",
     "tini",
+    "docker-compose",
 ];
 
 /// A built (or found) engine image.
@@ -103,6 +111,44 @@ pub struct EngineImage {
     /// sha256 of the recipe, hex.
     pub recipe_hash: String,
     pub engine: EngineSpec,
+    /// The Compose the image carries, from its labels; `None` when it has none.
+    pub compose: Option<Compose>,
+}
+
+/// Docker Compose inside an engine image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Compose {
+    /// v2 is the CLI plugin (`docker compose`); v1 the Python program (`docker-compose`).
+    pub v2: bool,
+    /// As `version --short` printed it (`2.40.3`, `1.29.2`).
+    pub version: String,
+}
+
+impl Compose {
+    /// The words a user types before `-p PROJECT ...`.
+    pub fn command(&self) -> &'static [&'static str] {
+        if self.v2 {
+            &["docker", "compose"]
+        } else {
+            &["docker-compose"]
+        }
+    }
+
+    fn from_labels(labels: &HashMap<String, String>) -> Option<Self> {
+        let v2 = match labels.get(LABEL_COMPOSE)?.as_str() {
+            "v2" => true,
+            "v1" => false,
+            _ => return None,
+        };
+        Some(Compose { v2, version: labels.get(LABEL_COMPOSE_VERSION).cloned().unwrap_or_default() })
+    }
+
+    fn labels(&self) -> [(String, String); 2] {
+        [
+            (LABEL_COMPOSE.to_string(), if self.v2 { "v2" } else { "v1" }.to_string()),
+            (LABEL_COMPOSE_VERSION.to_string(), self.version.clone()),
+        ]
+    }
 }
 
 /// An engine image present in the daemon.
@@ -116,6 +162,8 @@ pub struct ImageInfo {
     pub engine_version: String,
     /// Installed Debian package versions, by package name.
     pub packages: BTreeMap<String, String>,
+    /// `v2 2.40.3`, `v1 1.29.2`, or empty when the image has no Compose.
+    pub compose: String,
     pub created: i64,
     pub size: i64,
 }
@@ -149,6 +197,10 @@ pub fn recipe_hash(spec: &EngineSpec) -> Result<String, HarnessError> {
                 url: None,
                 rootless_path: None,
                 rootless_url: None,
+                compose: match &spec.recipe {
+                    Recipe::Tarball { compose, .. } => compose.clone(),
+                    Recipe::Debian { .. } => None,
+                },
             };
             (recipe, Some(content_sha256(&path)?))
         }
@@ -254,7 +306,8 @@ pub async fn ensure_image(
                 .map_err(HarnessError::docker("tag_image"))?;
         }
         progress(&format!("{}: image {tag} present (recipe {})", spec.name, &hash[..12]));
-        return Ok(EngineImage { tag, recipe_hash: hash, engine: spec.clone() });
+        let compose = Compose::from_labels(&img.labels);
+        return Ok(EngineImage { tag, recipe_hash: hash, engine: spec.clone(), compose });
     }
     let started = Instant::now();
     match &spec.recipe {
@@ -269,7 +322,9 @@ pub async fn ensure_image(
         }
     }
     progress(&format!("{}: built {tag} in {:.1}s", spec.name, started.elapsed().as_secs_f64()));
-    Ok(EngineImage { tag, recipe_hash: hash, engine: spec.clone() })
+    let built = images_with_label(docker, &format!("{LABEL_RECIPE}={hash}")).await?;
+    let compose = built.first().and_then(|i| Compose::from_labels(&i.labels));
+    Ok(EngineImage { tag, recipe_hash: hash, engine: spec.clone(), compose })
 }
 
 async fn images_with_label(
@@ -300,6 +355,9 @@ pub async fn list_images(docker: &Docker) -> Result<Vec<ImageInfo>, HarnessError
                 engine: label(LABEL_ENGINE),
                 engine_version: label(LABEL_ENGINE_VERSION),
                 packages,
+                compose: Compose::from_labels(&img.labels)
+                    .map(|c| format!("{} {}", if c.v2 { "v2" } else { "v1" }, c.version))
+                    .unwrap_or_default(),
                 id: img.id.clone(),
                 tags: img.repo_tags.clone(),
                 created: img.created,
@@ -491,6 +549,10 @@ async fn build_in(
         engine_version
     };
 
+    let compose = if is_base { None } else { chroot_compose(root).await };
+    if let Some(c) = &compose {
+        progress(&format!("{}: compose {} {}", spec.name, if c.v2 { "v2" } else { "v1" }, c.version));
+    }
     let mut query = vec!["dpkg-query", "-W", "-f", "${Package}=${Version}\\n"];
     query.extend(RECORDED_PACKAGES);
     // dpkg-query exits 1 when some listed package is absent; what it prints is still right.
@@ -502,6 +564,9 @@ async fn build_in(
         format!("LABEL io.portwhy.suite={suite}"),
         "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
     ];
+    for (k, v) in compose.iter().flat_map(Compose::labels) {
+        changes.push(format!("LABEL {k}={v}"));
+    }
     for line in versions.lines() {
         if let Some((pkg, ver)) = line.split_once('=') {
             if !ver.is_empty() {
@@ -576,6 +641,12 @@ async fn layer_in(
         ));
     }
     progress(&format!("{}: engine reports {engine_version}", spec.name));
+    let compose = match &spec.recipe {
+        Recipe::Tarball { compose: Some(deb), .. } => {
+            Some(compose_plugin(deb, &scratch.join("compose"), progress).await?)
+        }
+        _ => None,
+    };
 
     let name = format!("portwhy-layer-{}-{}", spec.name, &hash[..12]);
     let force = RemoveContainerOptionsBuilder::new().force(true).build();
@@ -593,6 +664,19 @@ async fn layer_in(
         .await
         .map_err(|e| format!("creating {name} from {}: {e}", base.tag))?;
     let result = async {
+        if let Some((root, _)) = &compose {
+            progress(&format!("{}: copying the compose plugin into /{CLI_PLUGINS}", spec.name));
+            let (mut tar, body) = tar_stream(root, true)?;
+            docker
+                .upload_to_container(
+                    &name,
+                    Some(UploadToContainerOptionsBuilder::new().path("/").build()),
+                    bollard::body_try_stream(body),
+                )
+                .await
+                .map_err(|e| format!("copying the compose plugin: {e}"))?;
+            finish_tar(&mut tar).await?;
+        }
         for dir in std::iter::once(&engine).chain(extras.iter()) {
             progress(&format!("{}: copying {} into /usr/local/bin", spec.name, dir.display()));
             let (mut tar, body) = tar_stream(dir, true)?;
@@ -607,12 +691,19 @@ async fn layer_in(
             finish_tar(&mut tar).await?;
         }
         let (repo, t) = tag.split_once(':').ok_or("tag without ':'")?;
-        let labels = HashMap::from([
+        let mut labels = HashMap::from([
             (LABEL_RECIPE.to_string(), hash.to_string()),
             (LABEL_ENGINE.to_string(), spec.name.clone()),
             (LABEL_ENGINE_VERSION.to_string(), engine_version.clone()),
             (format!("{LABEL_PKG_PREFIX}docker-static"), engine_version.clone()),
         ]);
+        if let (Some((_, c)), Recipe::Tarball { compose: Some(deb), .. }) = (&compose, &spec.recipe) {
+            labels.extend(c.labels());
+            labels.insert(
+                format!("{LABEL_PKG_PREFIX}docker-compose"),
+                format!("{} ({})", deb.version, deb.suite),
+            );
+        }
         docker
             .commit_container(
                 CommitContainerOptionsBuilder::new().container(&name).repo(repo).tag(t).build(),
@@ -705,6 +796,77 @@ async fn finish_tar(tar: &mut tokio::process::Child) -> Result<(), String> {
         let _ = s.read_to_string(&mut err).await;
     }
     Err(format!("tar exited {status}: {err}"))
+}
+
+/// The Compose in a fresh root filesystem: the v2 plugin first (what `docker compose` runs), then v1.
+async fn chroot_compose(root: &Path) -> Option<Compose> {
+    if let Ok(v) = chroot_output(root, &["docker", "compose", "version", "--short"]).await {
+        return Some(Compose { v2: true, version: v.trim().trim_start_matches('v').to_string() });
+    }
+    let v = chroot_output(root, &["docker-compose", "version", "--short"]).await.ok()?;
+    Some(Compose { v2: false, version: v.trim().to_string() })
+}
+
+/// The Compose v2 plugin of a Debian package, laid out under `scratch` as it lands in the image
+/// (`usr/libexec/docker/cli-plugins/docker-compose`). The .deb comes from the suite's debootstrap
+/// cache when an earlier build left it there, else from the mirror; its checksum is checked either way.
+async fn compose_plugin(
+    deb: &crate::catalog::ComposeDeb,
+    scratch: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<(PathBuf, Compose), String> {
+    std::fs::create_dir_all(scratch).map_err(|e| format!("creating {}: {e}", scratch.display()))?;
+    let cached = deb_cache_dir(&deb.suite).map(|d| d.join(deb.file_name()));
+    let file = match cached.filter(|p| p.is_file()) {
+        Some(p) => p,
+        None => {
+            let url = format!("{}/{}", mirror_for(None), deb.pool_path());
+            let dest =
+                deb_cache_dir(&deb.suite).unwrap_or_else(|| scratch.to_path_buf()).join(deb.file_name());
+            progress(&format!("downloading {url}"));
+            let mut curl = Command::new("curl");
+            curl.args(["-fsSL", "--retry", "3", "-o"]).arg(&dest).arg(&url);
+            run_logged(curl, "compose", progress).await.map_err(|e| {
+                format!(
+                    "downloading {url}: {e} (the suite may have moved on: set `compose.version` and \
+                     `compose.sha256` in engines.toml to what `apt-cache show docker-compose` gives for {})",
+                    deb.suite
+                )
+            })?;
+            dest
+        }
+    };
+    let bytes = std::fs::read(&file).map_err(|e| format!("reading {}: {e}", file.display()))?;
+    let got = hex(&Sha256::digest(&bytes));
+    if got != deb.sha256 {
+        let _ = std::fs::remove_file(&file);
+        return Err(format!(
+            "{} has sha256 {got}, engines.toml says {}: the file was removed; check the version and checksum",
+            file.display(),
+            deb.sha256
+        ));
+    }
+    let unpacked = scratch.join("deb");
+    let mut x = Command::new("dpkg-deb");
+    x.arg("-x").arg(&file).arg(&unpacked);
+    run_logged(x, "compose", progress).await.map_err(|e| format!("dpkg-deb -x {}: {e}", file.display()))?;
+    let plugin = unpacked.join(CLI_PLUGINS).join("docker-compose");
+    let out = Command::new(&plugin)
+        .args(["version", "--short"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("running {} version: {e}", plugin.display()))?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().trim_start_matches('v').to_string();
+    if !out.status.success() || version.is_empty() {
+        return Err(format!("{} version --short printed nothing", plugin.display()));
+    }
+    let root = scratch.join("root");
+    let dir = root.join(CLI_PLUGINS);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    std::fs::copy(&plugin, dir.join("docker-compose"))
+        .map_err(|e| format!("copying {}: {e}", plugin.display()))?;
+    Ok((root, Compose { v2: true, version }))
 }
 
 /// `Docker version 20.10.24+dfsg1, build 5d6db84` -> `20.10.24+dfsg1`.

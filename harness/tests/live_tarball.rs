@@ -63,6 +63,7 @@ async fn live_tarball_engine_builds_starts_and_blocks_a_port() {
             url: None,
             rootless_path: None,
             rootless_url: None,
+            compose: None,
         },
     };
     let t = Instant::now();

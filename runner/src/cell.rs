@@ -14,6 +14,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use crate::compose::ComposeRun;
 use crate::event::Event;
 use crate::matrix::CellPlan;
 use crate::outcome::{
@@ -232,6 +233,20 @@ async fn drive(
         });
     }
     clock.lap(Phase::Faults);
+    let compose = match &s.trigger.compose {
+        Some(c) => {
+            let image = lab.images.get(&plan.engine.name).and_then(|i| i.compose.as_ref());
+            let run = ComposeRun::prepare(env, c, image).await?;
+            for argv in &run.before {
+                let (code, text) = trigger(env, argv).await?;
+                if code != 0 {
+                    return Err(format!("{} (before the trigger) exited {code}: {text}", argv.join(" ")));
+                }
+            }
+            Some(run)
+        }
+        None => None,
+    };
     for step in &s.trigger.before {
         match step {
             BeforeStep::RestartDockerd => env
@@ -247,13 +262,18 @@ async fn drive(
         DiagnoseWhen::AfterTrigger => None,
     };
     clock.lap(Phase::Diagnose);
-    let argv: Vec<String> =
-        s.trigger.run.iter().map(|a| a.replace("{host_ip}", &host_ip.to_string())).collect();
+    let argv: Vec<String> = match &compose {
+        Some(c) => c.up(),
+        None => s.trigger.run.iter().map(|a| a.replace("{host_ip}", &host_ip.to_string())).collect(),
+    };
     let (exit_code, error) = trigger(env, &argv).await?;
     rec.trigger = TriggerRecord { command: argv.join(" "), exit_code, error: error.clone() };
     let _ = tx.send(Event::Triggered { cell: id.clone(), exit_code, error: error.clone() });
     clock.lap(Phase::Trigger);
-    let container = s.trigger.container_name().unwrap_or("web");
+    let container = match &compose {
+        Some(c) => c.container.as_str(),
+        None => s.trigger.container_name().unwrap_or("web"),
+    };
     let outcome = match before {
         Some(d) => d,
         None => {
@@ -281,7 +301,10 @@ async fn drive(
     let cause = verdict.map(|f| f.code);
     let _ = tx.send(Event::Diagnosed { cell: id.clone(), cause });
 
-    let publish = publish::first(&argv)?;
+    let publish = match &compose {
+        Some(c) => c.publish.clone(),
+        None => publish::first(&argv)?,
+    };
     if exit_code == 0 && !plan.expectation.traffic.is_empty() {
         probe::container_ready(env, container, publish.container_port, s.port.proto).await?;
     }
@@ -315,6 +338,7 @@ async fn drive(
             ipv6: s.environment.ipv6,
             faults: &faults,
             images: &lab.images,
+            compose: compose.as_ref(),
         };
         let claims: Vec<RemedyClaim> = plan
             .expectation

@@ -5,6 +5,7 @@
 
 pub mod cell;
 pub mod cli;
+pub mod compose;
 pub mod event;
 pub mod matrix;
 pub mod outcome;

@@ -44,6 +44,8 @@ pub struct Proof<'a> {
     pub faults: &'a [Fault],
     /// The run's engine images, by engine name: where an upgrade finds its release.
     pub images: &'a std::collections::HashMap<String, EngineImage>,
+    /// The compose project when compose is the trigger: it is downed, not `docker rm`-ed.
+    pub compose: Option<&'a crate::compose::ComposeRun>,
 }
 
 /// A step the environment cannot carry out (the trial is then "not tried", with this reason).
@@ -91,15 +93,47 @@ impl Proof<'_> {
         // A workaround leaves the cause in place but its container on another port or address:
         // remove it so later trials start from the fault alone.
         if remedy.purpose == Purpose::Workaround {
-            let _ = self.env.exec(&["docker", "rm", "-f", self.container]).await;
+            self.remove_trigger().await;
         }
         trial
+    }
+
+    /// Undo the trigger so it can run again: `docker rm -f`, or the compose project down.
+    async fn remove_trigger(&self) {
+        match self.compose {
+            Some(c) => {
+                let down = c.down();
+                let w: Vec<&str> = down.iter().map(String::as_str).collect();
+                let _ = self.env.exec(&w).await;
+            }
+            None => {
+                let _ = self.env.exec(&["docker", "rm", "-f", self.container]).await;
+            }
+        }
+    }
+
+    /// The publish the trigger `argv` asks for.
+    fn publish_of(&self, argv: &[String]) -> Result<PublishSpec, String> {
+        match self.compose {
+            Some(c) => Ok(c.publish.clone()),
+            None => publish::first(argv),
+        }
+    }
+
+    fn compose_cannot_move(&self) -> Result<(), StepError> {
+        match self.compose {
+            Some(_) => Err(StepError::Unsupported(Unsupported(
+                "a compose service moves to another port by an edit of its file; the lab does not run that edit"
+                    .to_owned(),
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Remove whatever the last trial left and inject the faults again, so the next remedy meets
     /// the cause it is meant to remove.
     pub async fn restore_cause(&self) -> Result<(), String> {
-        let _ = self.env.exec(&["docker", "rm", "-f", self.container]).await;
+        self.remove_trigger().await;
         for f in self.faults.iter().rev() {
             // The remedy may have removed part of it already; undo tolerates what is gone.
             let _ = f.undo(self.env).await;
@@ -109,6 +143,14 @@ impl Proof<'_> {
             f.check(self.env)
                 .await
                 .map_err(|e| format!("{} re-injected but not observable: {e}", f.kind()))?;
+        }
+        // What compose deployed before the trigger is part of the cause too (another project on the port).
+        for argv in self.compose.iter().flat_map(|c| c.before.iter()) {
+            let w: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let out = self.env.exec(&w).await.map_err(|e| format!("{}: {e}", argv.join(" ")))?;
+            if !out.success() {
+                return Err(format!("{} exited {}: {}", argv.join(" "), out.exit_code, out.stderr.trim()));
+            }
         }
         Ok(())
     }
@@ -152,6 +194,7 @@ impl Proof<'_> {
                 Ok(vec![format!("restart {unit}: SIGTERM to {process}, then start it (no systemd inside)")])
             }
             Step::Publish { address, port, proto } => {
+                self.compose_cannot_move()?;
                 let mut spec = publish::first(argv).map_err(StepError::Failed)?;
                 spec.host_ip = Some(match address {
                     BindAddress::Ip(ip) => *ip,
@@ -165,6 +208,7 @@ impl Proof<'_> {
                 Ok(vec![format!("publish on {spec}")])
             }
             Step::SuggestPort { query } => {
+                self.compose_cannot_move()?;
                 let q = query.to_string();
                 let out = env
                     .exec(&[PORTWHY_IN_ENV, "suggest", &q, "--json"])
@@ -234,7 +278,7 @@ impl Proof<'_> {
     /// Run `argv` (the trigger, perhaps moved to another port or address) and probe.
     async fn publish_and_probe(&self, argv: &[String]) -> (bool, String) {
         let env = self.env;
-        let _ = env.exec(&["docker", "rm", "-f", self.container]).await;
+        self.remove_trigger().await;
         let words: Vec<&str> = argv.iter().map(String::as_str).collect();
         let out = match env.exec(&words).await {
             Ok(o) => o,
@@ -243,7 +287,7 @@ impl Proof<'_> {
         if !out.success() {
             return (false, format!("re-trigger exited {}: {}", out.exit_code, out.stderr.trim()));
         }
-        let spec = match publish::first(argv) {
+        let spec = match self.publish_of(argv) {
             Ok(s) => s,
             Err(e) => return (false, e),
         };

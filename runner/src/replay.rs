@@ -331,7 +331,7 @@ pub fn replay(ev: &Evidence, name: &str) -> Replayed {
         },
         faults: faults.iter().map(|(f, _)| fault_value(f)).collect(),
         environment: env,
-        trigger: Trigger { before: Vec::new(), run },
+        trigger: Trigger { before: Vec::new(), run, compose: None },
         port: q.clone(),
         diagnose: DiagnoseWhen::AfterTrigger,
         expect: ExpectSpec {

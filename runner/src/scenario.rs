@@ -206,8 +206,44 @@ pub struct Trigger {
     #[serde(default)]
     pub before: Vec<BeforeStep>,
     /// Full argv, starting with `docker run`; must name the container (`--name`) and detach (`-d`).
-    /// `{host_ip}` stands for the environment's own address.
+    /// `{host_ip}` stands for the environment's own address. Empty when `compose` is the trigger.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub run: Vec<String>,
+    /// `docker compose -p PROJECT -f FILE... up -d ARGS` instead of `docker run`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compose: Option<ComposeTrigger>,
+}
+
+/// A compose project as the trigger: files stored in `scenarios/<name>/`, merged in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeTrigger {
+    /// `-p`: the project name (container names derive from it).
+    pub project: String,
+    /// `-f` in order, relative to `scenarios/<name>/`.
+    pub files: Vec<String>,
+    /// The service whose publish the cell checks, probes and proves remedies for.
+    pub service: String,
+    /// Appended after `up -d` (`--force-recreate`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Compose runs before the trigger, each `up -d` with these files (in the same folder) and the
+    /// same project: what was deployed before the file changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<ComposeBefore>,
+    /// `scenarios/<name>/`, set by the loader.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+/// An earlier `up -d` of the same project.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeBefore {
+    pub files: Vec<String>,
+    /// Another project's name (default: the trigger's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 /// A step the runner takes between the faults and the trigger.
@@ -249,9 +285,12 @@ impl Trigger {
         out
     }
 
-    /// The text shown in reports and attached to snapshots.
+    /// The text shown in reports and attached to snapshots (compose: as v2 spells it).
     pub fn display(&self) -> String {
-        self.run.join(" ")
+        match &self.compose {
+            Some(c) => crate::compose::ComposeRun::display(c),
+            None => self.run.join(" "),
+        }
     }
 }
 
@@ -577,11 +616,14 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
 
 /// Parse and validate text that came from `path` (used in messages).
 pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
-    let scenario: Scenario = toml::from_str(text).map_err(|e| {
+    let mut scenario: Scenario = toml::from_str(text).map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         let message = e.message().trim().to_owned();
         ScenarioError::Syntax { path: path.to_owned(), line, column, fix: fix_for(&message), message }
     })?;
+    if let Some(c) = &mut scenario.trigger.compose {
+        c.dir = path.with_extension("");
+    }
     validate(path, text, &scenario)?;
     Ok(scenario)
 }
@@ -679,6 +721,18 @@ fn validate(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> 
             "restate the claim in one sentence of your own words",
         ));
     }
+    if let Some(c) = &s.trigger.compose {
+        if !s.trigger.run.is_empty() {
+            return Err(invalid(
+                "run",
+                "the trigger has both `run` and `compose`".into(),
+                "keep one: `run` for docker run, `compose` for a compose project",
+            ));
+        }
+        return crate::compose::validate(c)
+            .map_err(|(message, fix)| invalid("compose", message, &fix))
+            .and_then(|()| validate_rest(path, text, s));
+    }
     let run = &s.trigger.run;
     if run.len() < 3 || run[0] != "docker" || run[1] != "run" {
         return Err(invalid(
@@ -700,6 +754,17 @@ fn validate(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> 
     if s.trigger.publishes().is_empty() {
         return Err(invalid("run", "the trigger publishes no port".into(), "add \"-p\", \"HOST:CONTAINER\""));
     }
+    validate_rest(path, text, s)
+}
+
+/// What every trigger kind shares: claims, overrides, expectations.
+fn validate_rest(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> {
+    let invalid = |needle: &str, message: String, fix: &str| ScenarioError::Invalid {
+        path: path.to_owned(),
+        line: line_of(text, needle),
+        message,
+        fix: fix.to_owned(),
+    };
     let overrides = s.expect.engine.values().chain(s.expect.backend.values());
     let claims = s.expect.claims.iter().chain(overrides.filter_map(|o| o.claims.as_ref()).flatten());
     for c in claims {

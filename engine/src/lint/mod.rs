@@ -34,6 +34,46 @@ pub use spec::PortSpan;
 
 use model::Model;
 
+/// One host port a service publishes after the merge, and the line that asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServicePublish {
+    pub service: String,
+    /// The address as written; `None` = every address.
+    pub host_ip: Option<std::net::IpAddr>,
+    /// The first host port of the entry; `None` = ephemeral.
+    pub host_port: Option<u16>,
+    pub target: u16,
+    pub proto: crate::port::Proto,
+    pub location: SourceLocation,
+}
+
+/// Every publish of every service after merging `sources` as compose does, service by service
+/// (by name), each in declaration order: what the lab publishes and `--compose` points at.
+pub fn service_publishes(
+    sources: &[ComposeSource],
+    options: &LintOptions,
+) -> Result<Vec<ServicePublish>, LintError> {
+    if sources.is_empty() {
+        return Err(LintError::NoFiles);
+    }
+    let lookup = |name: &str| options.env.get(name).cloned();
+    let model = Model::merge(sources, &lookup)?;
+    let mut out = Vec::new();
+    for (name, svc) in &model.services {
+        for c in &svc.claims {
+            out.push(ServicePublish {
+                service: name.clone(),
+                host_ip: c.publish.host_ip,
+                host_port: c.publish.published.map(|p| p.start),
+                target: c.publish.target,
+                proto: c.publish.proto,
+                location: model.entries[c.entry].location.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Read and lint compose files, in merge order; `-` is stdin, as for `docker compose -f -`.
 pub fn lint_files(paths: &[PathBuf], options: &LintOptions) -> Result<LintReport, LintError> {
     let sources = paths

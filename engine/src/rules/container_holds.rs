@@ -174,7 +174,11 @@ fn finding(cx: &Context<'_>, c: &Container, evidence: Vec<EvidenceItem>, summary
     } else {
         let (action, who) = match (&c.compose_project, &c.compose_service) {
             (Some(p), Some(s)) => (
-                Action::ComposeStop { project: p.clone(), service: s.clone() },
+                Action::ComposeStop {
+                    project: p.clone(),
+                    service: s.clone(),
+                    cli: remedy::ComposeCli::from_labels(&c.labels),
+                },
                 format!("service {s} of compose project {p}"),
             ),
             _ => (Action::StopContainer { container: c.name.clone(), docker_host: None }, c.name.clone()),

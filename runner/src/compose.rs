@@ -1,0 +1,192 @@
+//! A compose project as a cell's trigger: its files copied into the environment, the command the
+//! image's Compose takes (`docker compose` for v2, `docker-compose` for v1), the container the
+//! service gets, and the publish the cell probes, read from the merged files (the same merge
+//! `portwhy lint` does), never from text compose printed.
+
+use std::path::Path;
+
+use portwhy::lint::{service_publishes, ComposeSource, LintOptions, ServicePublish};
+use portwhy_harness::image::Compose;
+use portwhy_harness::Environment;
+
+use crate::publish::PublishSpec;
+use crate::scenario::ComposeTrigger;
+
+/// Where a scenario's compose folder lands inside the environment.
+pub const IN_ENV: &str = "/opt/portwhy/compose";
+
+/// The trigger resolved for one environment.
+#[derive(Debug, Clone)]
+pub struct ComposeRun {
+    /// `docker compose -p P -f F...` (v1: `docker-compose -p P -f F...`).
+    pub base: Vec<String>,
+    pub args: Vec<String>,
+    /// The service's container: `P-web-1` (v2) or `P_web_1` (v1).
+    pub container: String,
+    /// The service's first publish after the merge.
+    pub publish: PublishSpec,
+    /// The earlier deployments, each an `up -d` argv.
+    pub before: Vec<Vec<String>>,
+}
+
+impl ComposeRun {
+    /// The trigger as reports show it (v2's spelling; the cell records what it ran).
+    pub fn display(c: &ComposeTrigger) -> String {
+        let mut words = vec!["docker".to_owned(), "compose".to_owned()];
+        words.extend(project_args(c, &c.project, &c.files));
+        words.extend(["up".to_owned(), "-d".to_owned()]);
+        words.extend(c.args.iter().cloned());
+        words.join(" ")
+    }
+
+    /// Copy the files into `env` and spell the commands for the image's Compose.
+    pub async fn prepare(
+        env: &Environment,
+        c: &ComposeTrigger,
+        compose: Option<&Compose>,
+    ) -> Result<ComposeRun, String> {
+        let compose = compose.ok_or(
+            "the engine image has no Compose (no io.portwhy.compose label): rebuild it with \
+             `portwhy-lab images build` after adding docker-compose to its recipe in engines.toml",
+        )?;
+        // The image's label says what it carries; the binary in the environment must agree.
+        let mut version = compose.command().iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        version.extend(["version".to_owned(), "--short".to_owned()]);
+        let words: Vec<&str> = version.iter().map(String::as_str).collect();
+        let out = env.exec(&words).await.map_err(|e| format!("{}: {e}", version.join(" ")))?;
+        let reported = out.stdout.trim().trim_start_matches('v');
+        if !out.success() || reported != compose.version {
+            return Err(format!(
+                "{} printed `{}` (exit {}), the image's label says {}: rebuild the image",
+                version.join(" "),
+                out.stdout.trim(),
+                out.exit_code,
+                compose.version
+            ));
+        }
+        let mut names: Vec<&String> = c.files.iter().collect();
+        names.extend(c.before.iter().flat_map(|b| b.files.iter()));
+        for name in names {
+            let host = c.dir.join(name);
+            let text = std::fs::read(&host).map_err(|e| format!("reading {}: {e}", host.display()))?;
+            env.write_file(&format!("{}/{name}", in_env_dir(c)), &text, 0o644)
+                .await
+                .map_err(|e| format!("copying {}: {e}", host.display()))?;
+        }
+        let command = |project: &str, files: &[String]| {
+            let mut w: Vec<String> = compose.command().iter().map(|s| s.to_string()).collect();
+            w.extend(project_args(c, project, files));
+            w
+        };
+        let publish = first_publish(c)?;
+        let sep = if compose.v2 { "-" } else { "_" };
+        Ok(ComposeRun {
+            base: command(&c.project, &c.files),
+            args: c.args.clone(),
+            container: format!("{}{sep}{}{sep}1", c.project, c.service),
+            publish,
+            before: c
+                .before
+                .iter()
+                .map(|b| {
+                    let mut w = command(b.project.as_deref().unwrap_or(&c.project), &b.files);
+                    w.extend(["up".to_owned(), "-d".to_owned()]);
+                    w
+                })
+                .collect(),
+        })
+    }
+
+    pub fn up(&self) -> Vec<String> {
+        let mut w = self.base.clone();
+        w.extend(["up".to_owned(), "-d".to_owned()]);
+        w.extend(self.args.iter().cloned());
+        w
+    }
+
+    /// What undoes the trigger before it is run again: the project down, its network with it.
+    pub fn down(&self) -> Vec<String> {
+        let mut w = self.base.clone();
+        w.push("down".to_owned());
+        w
+    }
+}
+
+fn in_env_dir(c: &ComposeTrigger) -> String {
+    let name = c.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    format!("{IN_ENV}/{name}")
+}
+
+fn project_args(c: &ComposeTrigger, project: &str, files: &[String]) -> Vec<String> {
+    let mut w = vec!["-p".to_owned(), project.to_owned()];
+    for f in files {
+        w.extend(["-f".to_owned(), format!("{}/{f}", in_env_dir(c))]);
+    }
+    w
+}
+
+/// The merged publishes of the trigger's files.
+pub fn publishes(c: &ComposeTrigger) -> Result<Vec<ServicePublish>, String> {
+    let sources = read_sources(&c.dir, &c.files)?;
+    service_publishes(&sources, &LintOptions::default()).map_err(|e| e.to_string())
+}
+
+fn read_sources(dir: &Path, files: &[String]) -> Result<Vec<ComposeSource>, String> {
+    files
+        .iter()
+        .map(|f| {
+            let p = dir.join(f);
+            std::fs::read_to_string(&p)
+                .map(|text| ComposeSource { name: f.clone(), text })
+                .map_err(|e| format!("reading {}: {e}", p.display()))
+        })
+        .collect()
+}
+
+fn first_publish(c: &ComposeTrigger) -> Result<PublishSpec, String> {
+    let p = publishes(c)?
+        .into_iter()
+        .find(|p| p.service == c.service)
+        .ok_or_else(|| format!("service `{}` publishes no port in {}", c.service, c.files.join(", ")))?;
+    Ok(PublishSpec {
+        host_ip: p.host_ip,
+        host_port: p.host_port,
+        container_port: p.target,
+        proto: Some(p.proto),
+    })
+}
+
+/// Checked by `validate`: the files exist and merge, the service is among them and publishes.
+/// `Err((message, fix))`.
+pub fn validate(c: &ComposeTrigger) -> Result<(), (String, String)> {
+    for p in std::iter::once(&c.project).chain(c.before.iter().filter_map(|b| b.project.as_ref())) {
+        if p.is_empty()
+            || !p.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_')
+        {
+            return Err((
+                format!("compose project `{p}` is not a valid project name"),
+                "use lowercase letters, digits, `-` and `_`".into(),
+            ));
+        }
+    }
+    if c.files.is_empty() {
+        return Err(("the compose trigger names no files".into(), "set files = [\"compose.yaml\"]".into()));
+    }
+    let folder = c.dir.display().to_string();
+    let mut all: Vec<&String> = c.files.iter().collect();
+    all.extend(c.before.iter().flat_map(|b| b.files.iter()));
+    for f in all {
+        if !c.dir.join(f).is_file() {
+            return Err((
+                format!("compose file {folder}/{f} does not exist"),
+                format!("put the compose files of this scenario in {folder}/"),
+            ));
+        }
+    }
+    for files in std::iter::once(&c.files).chain(c.before.iter().map(|b| &b.files)) {
+        let sources = read_sources(&c.dir, files).map_err(|e| (e, "check the file".to_owned()))?;
+        service_publishes(&sources, &LintOptions::default())
+            .map_err(|e| (format!("compose files {}: {e}", files.join(", ")), "fix the YAML".to_owned()))?;
+    }
+    first_publish(c).map(|_| ()).map_err(|e| (e, format!("give service `{}` a `ports` entry", c.service)))
+}
