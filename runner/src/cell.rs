@@ -9,7 +9,6 @@ use bollard::Docker;
 use portwhy::diagnosis::{Diagnosis, Finding};
 use portwhy::remedy::Purpose;
 use portwhy_harness::{EngineImage, EnvOptions, Environment, Fault, FirewallMode, RunLabels};
-use serde::Deserialize;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -204,11 +203,6 @@ async fn start_env(lab: &Lab, plan: &CellPlan) -> Result<Environment, String> {
     Environment::start(&lab.docker, image, opts).await.map_err(|e| e.to_string())
 }
 
-/// The typed harness fault of a scenario entry.
-pub fn fault_of(value: &toml::Value, host_ip: &str) -> Result<Fault, String> {
-    Fault::deserialize(crate::scenario::fill_host_ip(value, host_ip)).map_err(|e| e.to_string())
-}
-
 /// The steps after the environment is up. `Err` = the cell could not run (not a verdict).
 async fn drive(
     lab: &Lab,
@@ -222,9 +216,7 @@ async fn drive(
     let s = &plan.scenario;
     rec.portwhy = lab.portwhy_version.clone();
     let host_ip = probe::host_ip(env)?;
-    let faults: Vec<Fault> =
-        s.faults.iter().map(|f| fault_of(f, &host_ip.to_string())).collect::<Result<_, _>>()?;
-    for fault in &faults {
+    for fault in &s.faults {
         let injected = fault.inject(env).await.map_err(|e| format!("injecting {}: {e}", fault.kind()))?;
         fault.check(env).await.map_err(|e| format!("{} injected but not observable: {e}", fault.kind()))?;
         let _ = tx.send(Event::FaultInjected {
@@ -336,7 +328,7 @@ async fn drive(
             traffic: &plan.expectation.traffic,
             host_ip,
             ipv6: s.environment.ipv6,
-            faults: &faults,
+            faults: &s.faults,
             images: &lab.images,
             compose: compose.as_ref(),
         };
@@ -347,7 +339,7 @@ async fn drive(
             .filter(|c| c.backends.is_empty() || c.backends.contains(&plan.backend))
             .cloned()
             .collect();
-        rec.remedies = prove(&proof, finding, &claims, &host_ip.to_string(), tx, &id).await;
+        rec.remedies = prove(&proof, finding, &claims, tx, &id).await;
         rec.failures.extend(crate::verdict::compare_claims(&claims, &rec.remedies));
         rec.failures.extend(crate::verdict::compare_remedies(&plan.expectation, &rec.remedies));
         clock.lap(Phase::Remedies);
@@ -368,7 +360,6 @@ async fn prove(
     proof: &Proof<'_>,
     finding: &Finding,
     claims: &[RemedyClaim],
-    host_ip: &str,
     tx: &UnboundedSender<Event>,
     id: &crate::outcome::CellId,
 ) -> Vec<RemedyTrial> {
@@ -410,7 +401,7 @@ async fn prove(
             trials.push(not_tried(&remedy, RemedySource::Claim, e));
             continue;
         }
-        let meanwhile = match inject_meanwhile(proof.env, &c.meanwhile, host_ip).await {
+        let meanwhile = match inject_meanwhile(proof.env, &c.meanwhile).await {
             Ok(m) => m,
             Err(e) => {
                 trials.push(not_tried(&remedy, RemedySource::Claim, e));
@@ -460,14 +451,10 @@ async fn prove(
 }
 
 /// A claim's `meanwhile` faults, injected and checked; each with what it did.
-async fn inject_meanwhile(
-    env: &Environment,
-    faults: &[toml::Value],
-    host_ip: &str,
-) -> Result<Vec<(Fault, String)>, String> {
+async fn inject_meanwhile(env: &Environment, faults: &[Fault]) -> Result<Vec<(Fault, String)>, String> {
     let mut out = Vec::new();
-    for value in faults {
-        let f = fault_of(value, host_ip)?;
+    for f in faults {
+        let f = f.clone();
         let injected = f.inject(env).await.map_err(|e| format!("meanwhile {}: {e}", f.kind()))?;
         f.check(env).await.map_err(|e| format!("meanwhile {} not observable: {e}", f.kind()))?;
         out.push((f, injected.summary));

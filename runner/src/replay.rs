@@ -62,10 +62,6 @@ fn proto(p: Proto) -> hf::Proto {
     }
 }
 
-fn fault_value(f: &Fault) -> toml::Value {
-    toml::Value::try_from(f).expect("a harness fault serialises into TOML")
-}
-
 /// The daemon's text, classified, when the bundle carries it (`portwhy collect --error`).
 fn daemon_error(ev: &Evidence) -> Option<DaemonError> {
     portwhy::parse::error::classify(ev.error_text.as_deref()?).ok()
@@ -329,7 +325,7 @@ pub fn replay(ev: &Evidence, name: &str) -> Replayed {
             claim: "A conflict reported from a real host, replayed from its evidence bundle.".into(),
             predicts: None,
         },
-        faults: faults.iter().map(|(f, _)| fault_value(f)).collect(),
+        faults: faults.iter().map(|(f, _)| f.clone()).collect(),
         environment: env,
         trigger: Trigger { before: Vec::new(), run, compose: None },
         port: q.clone(),

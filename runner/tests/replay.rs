@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use portwhy_lab::scenario::Fault;
 use portwhy_lab::{replay, scenario};
 
 fn bundles() -> Vec<PathBuf> {
@@ -36,10 +37,9 @@ fn a_dual_stack_holder_becomes_a_v6_listener_and_the_failed_attempt_is_skipped()
     let ev = replay::load(&path).unwrap();
     let s = scenario::parse(Path::new("replayed.toml"), &replay::skeleton(&ev, "replayed")).unwrap();
     assert!(s.environment.ipv6, "an IPv6 holder needs IPv6 in the environment");
-    let kinds: Vec<&str> = s.faults.iter().map(|f| f["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["host-listener"], "the created container that failed to start is not a holder");
-    assert_eq!(s.faults[0]["addr"].as_str(), Some("::"));
-    assert_eq!(s.faults[0]["v6only"].as_bool(), Some(false));
+    assert_eq!(kinds(&s), ["host-listener"], "the created container that failed to start is not a holder");
+    let Fault::HostListener(h) = &s.faults[0] else { panic!("{:?}", s.faults[0]) };
+    assert_eq!((h.addr.as_str(), h.v6only), ("::", Some(false)));
     assert_eq!(s.port.port, ev.query.port);
 }
 
@@ -58,7 +58,7 @@ fn replayed(bundle: &str) -> scenario::Scenario {
 }
 
 fn kinds(s: &scenario::Scenario) -> Vec<&str> {
-    s.faults.iter().map(|f| f["kind"].as_str().unwrap()).collect()
+    s.faults.iter().map(Fault::kind).collect()
 }
 
 #[test]
@@ -67,7 +67,8 @@ fn causes_without_a_holder_replay_into_the_fault_that_leaves_that_state() {
     let other = replayed("other-daemon.json");
     assert_eq!(other.name, "replay-0-0-0-0-18513-other-daemon");
     assert_eq!(kinds(&other), ["second-daemon"], "the other daemon's container is the holder");
-    assert_eq!(other.faults[0]["name"].as_str(), Some("other-web"));
+    let Fault::SecondDaemon(d) = &other.faults[0] else { panic!("{:?}", other.faults[0]) };
+    assert_eq!(d.name, "other-web");
     assert_eq!(other.expect.remedy.map(|k| k.as_str()), Some("stop-container"));
 
     let stale = replayed("stale-allocation.json");
@@ -85,6 +86,7 @@ fn causes_without_a_holder_replay_into_the_fault_that_leaves_that_state() {
 
     let gone = replayed("address-unavailable.json");
     assert_eq!(kinds(&gone), ["address-gone"]);
-    assert_eq!(gone.faults[0]["gone"].as_str(), Some("192.0.2.10"));
+    let Fault::AddressGone(a) = &gone.faults[0] else { panic!("{:?}", gone.faults[0]) };
+    assert_eq!(a.gone, "192.0.2.10");
     assert_eq!(gone.expect.stage, Some(portwhy::parse::error::Stage::AddressUnavailable));
 }

@@ -73,6 +73,9 @@ const INVALID: &[(&str, usize, &str, &str)] = &[
     ("invalid-no-name", 11, "does not name its container", "--name"),
     ("invalid-silent-without-traffic", 15, "PW008 is silent", "[[expect.traffic]]"),
     ("invalid-toml-syntax", 3, "", "fix the TOML"),
+    ("invalid-fault-kind", 11, "unknown variant `host-listner`", "one of the values"),
+    // A tagged fault's fields are checked after its kind is known, so the line is its table's.
+    ("invalid-fault-field", 10, "unknown field `reuse_addr`", "rename the key"),
     ("invalid-effect-lookup", 25, "looks up \"--help\", which is not a host name", "name a host name"),
 ];
 

@@ -12,6 +12,7 @@ use crate::env::Environment;
 use crate::error::HarnessError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AddressGone {
     /// Interface name (at most 15 bytes).
     pub iface: String,

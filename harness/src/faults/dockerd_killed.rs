@@ -12,6 +12,7 @@ use crate::error::HarnessError;
 
 /// A running container publishing `port`, then `kill -9` of dockerd.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DockerdKilled {
     pub port: u16,
     #[serde(default)]

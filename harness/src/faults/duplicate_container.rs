@@ -33,6 +33,7 @@ pub enum HolderState {
 
 /// An inner container publishing `[host_ip:]port:container_port/proto`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DuplicateContainer {
     pub port: u16,
     #[serde(default)]

@@ -33,6 +33,7 @@ impl Wipe {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FirewallWipe {
     #[serde(default)]
     pub how: Wipe,

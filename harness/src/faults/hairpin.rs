@@ -18,6 +18,7 @@ fn eighty() -> u16 {
 
 /// Server on network `hairpin-a` publishing `port`, client on `hairpin-b`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Hairpin {
     pub port: u16,
     #[serde(default = "eighty")]

@@ -18,6 +18,7 @@ fn one() -> u32 {
 
 /// A host socket bound to `addr:port` before Docker tries to publish it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HostListener {
     #[serde(default)]
     pub proto: Proto,

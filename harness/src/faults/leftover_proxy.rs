@@ -26,6 +26,7 @@ fn eighty() -> u16 {
 
 /// `docker-proxy -proto P -host-ip H -host-port N -container-ip C -container-port M`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LeftoverProxy {
     pub port: u16,
     #[serde(default)]

@@ -39,6 +39,7 @@ const NFT_DNAT_CHAIN: &str = "nat-prerouting-and-output";
 
 /// `-j DNAT --to-destination <to>` for `--dport <port>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OrphanedDnat {
     pub port: u16,
     #[serde(default)]

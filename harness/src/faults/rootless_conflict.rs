@@ -13,6 +13,7 @@ use crate::error::HarnessError;
 
 /// A host listener on `0.0.0.0:port` next to a rootless daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RootlessConflict {
     pub port: u16,
     #[serde(default)]

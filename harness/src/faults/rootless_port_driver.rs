@@ -13,6 +13,7 @@ use crate::env::{Environment, RootlessPortDriver};
 use crate::error::HarnessError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RootlessPortDriverFault {
     pub driver: RootlessPortDriver,
 }

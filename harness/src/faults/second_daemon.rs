@@ -22,6 +22,7 @@ fn other_web() -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SecondDaemon {
     /// The port its container publishes (`-p PORT:80`).
     pub port: u16,

@@ -14,6 +14,7 @@ use crate::error::HarnessError;
 
 /// `holder` binds first, then `publish` is published (as a running container); both must succeed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SilentShare {
     pub holder: HostListener,
     pub publish: DuplicateContainer,

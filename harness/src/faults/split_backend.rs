@@ -28,6 +28,7 @@ pub enum SplitVariant {
 
 /// Splits the firewall backend away from the environment's `backend`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SplitBackend {
     #[serde(default)]
     pub variant: SplitVariant,

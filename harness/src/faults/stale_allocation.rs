@@ -12,6 +12,7 @@ use crate::env::Environment;
 use crate::error::HarnessError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StaleAllocation {
     pub port: u16,
 }

@@ -17,6 +17,7 @@ fn wsl2_release() -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WslLook {
     #[serde(default = "wsl2_release")]
     pub release: String,
