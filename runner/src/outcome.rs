@@ -388,12 +388,12 @@ impl CellResult {
 /// Median cell duration in ms, for the "targets measured" line.
 /// The run's speed targets against what this run measured, one line for every reporter.
 pub fn targets_line(cells: &[CellResult], wall_ms: u64) -> String {
-    const MEDIAN_TARGET_MS: u64 = 5_000;
+    const MEDIAN_TARGET_MS: u64 = 2_500;
     const WALL_TARGET_MS: u64 = 300_000;
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
     let median = median_ms(cells).unwrap_or(0);
     format!(
-        "Targets: median cell <= 5 s: {} ({:.1} s); whole run <= 5 min warm on 2 cores: {} ({:.0} s for {} cells).",
+        "Targets: median cell <= 2.5 s: {} ({:.1} s); whole run <= 5 min warm on 2 cores: {} ({:.0} s for {} cells).",
         verdict(median <= MEDIAN_TARGET_MS),
         median as f64 / 1000.0,
         verdict(wall_ms <= WALL_TARGET_MS),

@@ -141,7 +141,8 @@ fn renders_in_browser(r: &RunResults) {
 fn every_report_prints_the_targets_against_the_run() {
     for r in fixtures() {
         let line = portwhy_lab::outcome::targets_line(&r.cells, r.wall_ms);
-        let median_ok = portwhy_lab::outcome::median_ms(&r.cells).unwrap_or(0) <= 5_000;
+        // The lab's published targets: median cell 2.5 s, the whole run 5 min warm on 2 cores.
+        let median_ok = portwhy_lab::outcome::median_ms(&r.cells).unwrap_or(0) <= 2_500;
         let wall_ok = r.wall_ms <= 300_000;
         assert_eq!(
             line.matches("NOT met").count(),
@@ -149,7 +150,7 @@ fn every_report_prints_the_targets_against_the_run() {
             "{line}"
         );
         assert!(report::markdown::render(&r).contains(&line));
-        assert!(report::html::render(&r).contains("<p id=\"targets\">Targets: median cell &lt;= 5 s"));
+        assert!(report::html::render(&r).contains("<p id=\"targets\">Targets: median cell &lt;= 2.5 s"));
     }
 }
 
