@@ -466,6 +466,8 @@ impl Environment {
     /// kernel's 15-byte comm) and wait until they are gone.
     pub async fn stop_service(&self, process: &str) -> Result<(), HarnessError> {
         let comm: String = process.chars().take(15).collect();
+        // A poll, not a fixed sleep: the loop ends the moment the last one has exited (another
+        // process's exit has no event a shell can wait on).
         let script = format!(
             "pkill -TERM -x {comm} 2>/dev/null; i=0; while pgrep -x {comm} >/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; \
              ! pgrep -x {comm} >/dev/null || {{ echo \"{comm} still runs after SIGTERM\" >&2; exit 1; }}"

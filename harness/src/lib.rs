@@ -19,6 +19,7 @@ pub mod faults;
 pub mod gc;
 pub mod image;
 pub mod labels;
+pub mod poll;
 
 pub use catalog::{load_catalog, EngineSpec, Recipe};
 pub use docker::connect;

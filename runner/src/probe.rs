@@ -6,10 +6,10 @@
 //! environment's address from the runner's own network namespace.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use portwhy::port::Proto;
-use portwhy_harness::Environment;
+use portwhy_harness::{poll, Environment};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::scenario::{Answerer, TrafficSource};
@@ -127,14 +127,15 @@ pub async fn probe_until(
     port: u16,
     want: Answerer,
 ) -> (Answerer, String) {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let (got, reply) = probe(env, from, client, proto, port).await;
-        if got == want || Instant::now() > deadline {
-            return (got, reply);
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    // Waits on the server listening, which no event tells from outside the container; a refused
+    // connect returns at once, so the interval alone sets how late the answer is seen.
+    poll::until(
+        Duration::from_secs(3),
+        Duration::from_millis(100),
+        || probe(env, from, client, proto, port),
+        |(got, _)| *got == want,
+    )
+    .await
 }
 
 /// Wait (at most ~5 s) until container `name` answers on its own address, so a probe that gets
@@ -159,24 +160,24 @@ pub async fn container_ready(env: &Environment, name: &str, port: u16, proto: Pr
     } else {
         ""
     };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (who, reply) = match in_env(
-            env,
-            &format!("{netns}sh -c {}", portwhy::remedy::quote(&nc_line(&ip, port, proto))),
-        )
-        .await
-        {
-            Ok(r) => (classify(&strip_nc_noise(&r)), r.trim().to_owned()),
-            Err(e) => (Answerer::Nothing, e),
-        };
-        if who == Answerer::Container {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!("container {name} never answered on {ip}:{port}/{proto} ({reply})"));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let line = format!("{netns}sh -c {}", portwhy::remedy::quote(&nc_line(&ip, port, proto)));
+    // As in `probe_until`: polls the container's listen, each try a refused connect at most.
+    let (who, reply) = poll::until(
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || async {
+            match in_env(env, &line).await {
+                Ok(r) => (classify(&strip_nc_noise(&r)), r.trim().to_owned()),
+                Err(e) => (Answerer::Nothing, e),
+            }
+        },
+        |(who, _)| *who == Answerer::Container,
+    )
+    .await;
+    if who == Answerer::Container {
+        Ok(())
+    } else {
+        Err(format!("container {name} never answered on {ip}:{port}/{proto} ({reply})"))
     }
 }
 

@@ -213,22 +213,14 @@ pub(crate) async fn sockets_on(
     Ok(parse_ss(&out.stdout).into_iter().filter(|s| s.port == port).collect())
 }
 
-/// Polls `probe` every 50 ms until it returns true or `timeout` passes.
-pub(crate) async fn wait_until<F, Fut>(timeout: Duration, mut probe: F) -> Result<bool, HarnessError>
+/// Polls `probe` every 50 ms until it returns true, fails, or `timeout` passes.
+pub(crate) async fn wait_until<F, Fut>(timeout: Duration, probe: F) -> Result<bool, HarnessError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<bool, HarnessError>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if probe().await? {
-            return Ok(true);
-        }
-        if Instant::now() > deadline {
-            return Ok(false);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Each probe is an exec, so a shorter interval would mostly add load.
+    crate::poll::until(timeout, Duration::from_millis(50), probe, |r| !matches!(r, Ok(false))).await
 }
 
 /// File in the environment recording the pids a fault started.
