@@ -7,6 +7,7 @@
 //! only the fault's own description.
 
 mod address_gone;
+mod beside;
 mod dockerd_killed;
 mod duplicate_container;
 mod firewall_wipe;

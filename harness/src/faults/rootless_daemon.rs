@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{responder, sh_quote, sockets_on, wait_until, Injected, Proto};
+use super::beside::Beside;
+use super::{sh_quote, Injected};
 use crate::env::{rootless_start_script, Environment, RootlessPortDriver, ROOTLESS_SOCKET};
 use crate::error::HarnessError;
 
@@ -66,23 +67,7 @@ impl RootlessDaemon {
         ))
         .await?;
         let d = self.docker();
-        let up = wait_until(Duration::from_secs(60), || async {
-            Ok(env.sh(&format!("{d} version --format '{{{{.Server.Version}}}}'")).await?.success())
-        })
-        .await?;
-        if !up {
-            let log = env.sh("tail -n 20 /var/log/dockerd-rootless.log").await?.stdout;
-            return Err(HarnessError::fault(KEY, format!("the rootless dockerd never answered:\n{log}")));
-        }
-        let serve: Vec<String> = responder(&self.name, Proto::Tcp, 80).iter().map(|w| sh_quote(w)).collect();
-        env.sh_ok(&format!(
-            "{d} image inspect busybox:latest >/dev/null 2>&1 || {d} import /opt/portwhy/busybox.tar busybox:latest >/dev/null\n\
-             {d} run -d --name {} -p {}:80 busybox {}",
-            sh_quote(&self.name),
-            self.port,
-            serve.join(" ")
-        ))
-        .await?;
+        self.beside(&d).serve(env, Duration::from_secs(60), &self.name, self.port).await?;
         Ok(Injected {
             summary: format!(
                 "a rootless dockerd ({ROOTLESS_SOCKET}, user rootless) runs {} publishing {}:80",
@@ -95,20 +80,11 @@ impl RootlessDaemon {
 
     /// The rootless daemon runs the container, and rootlesskit holds the port on the host.
     pub(crate) async fn check(&self, env: &Environment) -> Result<(), HarnessError> {
-        let d = self.docker();
-        let running =
-            env.sh(&format!("{d} inspect -f '{{{{.State.Running}}}}' {}", sh_quote(&self.name))).await?;
-        if running.stdout.trim() != "true" {
-            return Err(HarnessError::fault(
-                KEY,
-                format!("{} is not running on the rootless daemon: {}", self.name, running.stderr.trim()),
-            ));
-        }
-        let held = sockets_on(env, Proto::Tcp, self.port).await?;
-        if !held.iter().any(|s| s.held_by("rootlesskit")) {
-            return Err(HarnessError::fault(KEY, format!("rootlesskit does not hold {}", self.port)));
-        }
-        Ok(())
+        self.beside(&self.docker()).check(env, &self.name, self.port, "rootlesskit").await
+    }
+
+    fn beside<'a>(&self, docker: &'a str) -> Beside<'a> {
+        Beside { key: KEY, docker, what: "the rootless daemon", log: "/var/log/dockerd-rootless.log" }
     }
 
     /// Removes the container and stops the rootless engine: rootlesskit (the pid), then waits until

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{responder, sh_quote, sockets_on, wait_until, Injected, Proto};
+use super::beside::Beside;
+use super::{sh_quote, Injected};
 use crate::env::Environment;
 use crate::error::HarnessError;
 
@@ -52,26 +53,7 @@ impl SecondDaemon {
         );
         env.sh_ok(&start).await?;
         let d = self.docker();
-        let up = wait_until(Duration::from_secs(30), || async {
-            Ok(env.sh(&format!("{d} version --format '{{{{.Server.Version}}}}'")).await?.success())
-        })
-        .await?;
-        if !up {
-            let log = env.sh("tail -n 20 /var/log/dockerd-second.log").await?.stdout;
-            return Err(HarnessError::fault(
-                "second-daemon",
-                format!("the second dockerd never answered:\n{log}"),
-            ));
-        }
-        let serve: Vec<String> = responder(&self.name, Proto::Tcp, 80).iter().map(|w| sh_quote(w)).collect();
-        env.sh_ok(&format!(
-            "{d} image inspect busybox:latest >/dev/null 2>&1 || {d} import /opt/portwhy/busybox.tar busybox:latest >/dev/null\n\
-             {d} run -d --name {} -p {}:80 busybox {}",
-            sh_quote(&self.name),
-            self.port,
-            serve.join(" ")
-        ))
-        .await?;
+        self.beside(&d).serve(env, Duration::from_secs(30), &self.name, self.port).await?;
         Ok(Injected {
             summary: format!(
                 "a second dockerd ({SECOND_DAEMON_SOCKET}) runs {} publishing {}:80",
@@ -84,20 +66,11 @@ impl SecondDaemon {
 
     /// The second daemon answers, runs the container, and a docker-proxy holds the port.
     pub(crate) async fn check(&self, env: &Environment) -> Result<(), HarnessError> {
-        let d = self.docker();
-        let running =
-            env.sh(&format!("{d} inspect -f '{{{{.State.Running}}}}' {}", sh_quote(&self.name))).await?;
-        if running.stdout.trim() != "true" {
-            return Err(HarnessError::fault(
-                "second-daemon",
-                format!("{} is not running on the second daemon: {}", self.name, running.stderr.trim()),
-            ));
-        }
-        let held = sockets_on(env, Proto::Tcp, self.port).await?;
-        if !held.iter().any(|s| s.held_by("docker-proxy")) {
-            return Err(HarnessError::fault("second-daemon", format!("no docker-proxy holds {}", self.port)));
-        }
-        Ok(())
+        self.beside(&self.docker()).check(env, &self.name, self.port, "docker-proxy").await
+    }
+
+    fn beside<'a>(&self, docker: &'a str) -> Beside<'a> {
+        Beside { key: "second-daemon", docker, what: "the second daemon", log: "/var/log/dockerd-second.log" }
     }
 
     pub(crate) async fn undo(&self, env: &Environment) -> Result<(), HarnessError> {
