@@ -167,6 +167,16 @@ pub enum Action {
         #[serde(default, flatten)]
         cli: ComposeCli,
     },
+    /// Edit one line of a compose file (then `docker compose up -d` again): give a service another
+    /// host port, or make an override replace a list (`ports: !override`) instead of appending.
+    ComposeEdit {
+        file: String,
+        /// 1-based.
+        line: usize,
+        /// The line as it is now; the edit refuses a file where it no longer reads so.
+        old: String,
+        new: String,
+    },
     /// Delete one NAT rule with the tool that owns its backend.
     DeleteNatRule { backend: Backend, family: Family, table: String, chain: String, rule: RuleRef },
     /// Flush one chain in one backend (a copy of Docker's rules stranded in the other backend).
@@ -241,6 +251,8 @@ pub enum Step {
     Run { argv: Vec<String> },
     /// Write a file with this content (creating or replacing it).
     WriteFile { path: String, content: String },
+    /// Replace line `line` (1-based) of `path`, which must read `old`, with `new`.
+    EditLine { path: String, line: usize, old: String, new: String },
     /// Restart the Docker daemon (`systemctl [--user] restart docker`).
     RestartDaemon { rootless: bool },
     /// Start the Docker daemon.
@@ -363,6 +375,9 @@ impl Action {
                 vec![Step::Run { argv: cli.argv(project, &["stop", service]) }]
             }
             Self::ComposeDown { project, cli } => vec![Step::Run { argv: cli.argv(project, &["down"]) }],
+            Self::ComposeEdit { file, line, old, new } => {
+                vec![Step::EditLine { path: file.clone(), line: *line, old: old.clone(), new: new.clone() }]
+            }
             Self::DeleteNatRule { backend, family, table, chain, rule } => {
                 let tool = backend_tool(*backend, *family);
                 match (backend, rule) {
@@ -490,6 +505,10 @@ impl Step {
             Self::Run { argv } => join(argv),
             Self::WriteFile { path, content } => {
                 format!("printf {} > {}", quote(&printf_escape(content)), quote(path))
+            }
+            // An edit a person makes in their editor; a sed line would hide it behind escaping.
+            Self::EditLine { path, line, old, new } => {
+                format!("edit {path} line {line}: `{}` -> `{}`", old.trim(), new.trim())
             }
             Self::RestartDaemon { rootless: false } => "systemctl restart docker".to_owned(),
             Self::RestartDaemon { rootless: true } => "systemctl --user restart docker".to_owned(),

@@ -27,6 +27,9 @@ pub struct ComposeRun {
     pub publish: PublishSpec,
     /// The earlier deployments, each an `up -d` argv.
     pub before: Vec<Vec<String>>,
+    /// The scenario's files as stored: (path in the environment, name, content).
+    pub files: Vec<(String, String, Vec<u8>)>,
+    pub service: String,
 }
 
 impl ComposeRun {
@@ -66,12 +69,15 @@ impl ComposeRun {
         }
         let mut names: Vec<&String> = c.files.iter().collect();
         names.extend(c.before.iter().flat_map(|b| b.files.iter()));
+        let mut files = Vec::new();
         for name in names {
             let host = c.dir.join(name);
             let text = std::fs::read(&host).map_err(|e| format!("reading {}: {e}", host.display()))?;
-            env.write_file(&format!("{}/{name}", in_env_dir(c)), &text, 0o644)
+            let path = format!("{}/{name}", in_env_dir(c));
+            env.write_file(&path, &text, 0o644)
                 .await
                 .map_err(|e| format!("copying {}: {e}", host.display()))?;
+            files.push((path, name.clone(), text));
         }
         let command = |project: &str, files: &[String]| {
             let mut w: Vec<String> = compose.command().iter().map(|s| s.to_string()).collect();
@@ -85,6 +91,8 @@ impl ComposeRun {
             args: c.args.clone(),
             container: format!("{}{sep}{}{sep}1", c.project, c.service),
             publish,
+            files,
+            service: c.service.clone(),
             before: c
                 .before
                 .iter()
@@ -94,6 +102,37 @@ impl ComposeRun {
                     w
                 })
                 .collect(),
+        })
+    }
+
+    /// Write the scenario's files back, undoing a remedy's edit.
+    pub async fn restore_files(&self, env: &Environment) -> Result<(), String> {
+        for (path, _, text) in &self.files {
+            env.write_file(path, text, 0o644).await.map_err(|e| format!("restoring {path}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The service's first publish as the files in the environment now read (after an edit).
+    pub async fn publish_in(&self, env: &Environment) -> Result<PublishSpec, String> {
+        let mut sources = Vec::new();
+        for w in self.base.windows(2).filter(|w| w[0] == "-f") {
+            let out = env.exec(&["cat", &w[1]]).await.map_err(|e| format!("reading {}: {e}", w[1]))?;
+            if !out.success() {
+                return Err(format!("reading {}: {}", w[1], out.stderr.trim()));
+            }
+            sources.push(ComposeSource { name: w[1].clone(), text: out.stdout });
+        }
+        let p = service_publishes(&sources, &LintOptions::default())
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|p| p.service == self.service)
+            .ok_or_else(|| format!("service `{}` publishes no port after the edit", self.service))?;
+        Ok(PublishSpec {
+            host_ip: p.host_ip,
+            host_port: p.host_port,
+            container_port: p.target,
+            proto: Some(p.proto),
         })
     }
 
@@ -189,4 +228,34 @@ pub fn validate(c: &ComposeTrigger) -> Result<(), (String, String)> {
             .map_err(|e| (format!("compose files {}: {e}", files.join(", ")), "fix the YAML".to_owned()))?;
     }
     first_publish(c).map(|_| ()).map_err(|e| (e, format!("give service `{}` a `ports` entry", c.service)))
+}
+
+/// `text` with line `line` (1-based) replaced by `new`, refusing when it does not read `old`: the
+/// file changed since portwhy read it, and the edit would land on the wrong line.
+pub fn edit_line(text: &str, line: usize, old: &str, new: &str) -> Result<String, String> {
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    match lines.get(line.wrapping_sub(1)) {
+        Some(l) if *l == old => {
+            lines[line - 1] = new;
+            Ok(lines.join("\n"))
+        }
+        Some(l) => {
+            Err(format!("line {line} reads `{l}`, not `{old}`: the file changed since portwhy read it"))
+        }
+        None => Err(format!("the file has no line {line}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::edit_line;
+
+    #[test]
+    fn an_edit_replaces_only_the_line_that_still_reads_as_expected() {
+        let text = "services:\n  web:\n    ports:\n      - \"8080:80\"\n";
+        let got = edit_line(text, 3, "    ports:", "    ports: !override").unwrap();
+        assert_eq!(got, "services:\n  web:\n    ports: !override\n      - \"8080:80\"\n");
+        assert!(edit_line(text, 2, "    ports:", "x").unwrap_err().contains("changed"));
+        assert!(edit_line(text, 40, "a", "b").is_err());
+    }
 }

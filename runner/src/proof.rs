@@ -112,10 +112,11 @@ impl Proof<'_> {
         }
     }
 
-    /// The publish the trigger `argv` asks for.
-    fn publish_of(&self, argv: &[String]) -> Result<PublishSpec, String> {
+    /// The publish the trigger `argv` asks for (compose: read back from the files, which a remedy
+    /// may have edited).
+    async fn publish_of(&self, argv: &[String]) -> Result<PublishSpec, String> {
         match self.compose {
-            Some(c) => Ok(c.publish.clone()),
+            Some(c) => c.publish_in(self.env).await,
             None => publish::first(argv),
         }
     }
@@ -143,6 +144,10 @@ impl Proof<'_> {
             f.check(self.env)
                 .await
                 .map_err(|e| format!("{} re-injected but not observable: {e}", f.kind()))?;
+        }
+        // A remedy may have edited the project's files: put the scenario's own back.
+        if let Some(c) = self.compose {
+            c.restore_files(self.env).await?;
         }
         // What compose deployed before the trigger is part of the cause too (another project on the port).
         for argv in self.compose.iter().flat_map(|c| c.before.iter()) {
@@ -256,6 +261,19 @@ impl Proof<'_> {
                 env.set_rootless_port_driver(d).await.map_err(|e| failed("switching the port driver", &e))?;
                 Ok(vec![step.render()])
             }
+            Step::EditLine { path, line, old, new } => {
+                let out =
+                    env.exec(&["cat", path]).await.map_err(|e| failed(&format!("reading {path}"), &e))?;
+                if !out.success() {
+                    return Err(StepError::Failed(format!("reading {path}: {}", out.stderr.trim())));
+                }
+                let edited =
+                    crate::compose::edit_line(&out.stdout, *line, old, new).map_err(StepError::Failed)?;
+                env.write_file(path, edited.as_bytes(), 0o644)
+                    .await
+                    .map_err(|e| failed(&step.render(), &e))?;
+                Ok(vec![step.render()])
+            }
             Step::Foreign { os, .. } => Err(StepError::Unsupported(Unsupported(format!(
                 "a command for {os:?}: no Linux environment can run it"
             )))),
@@ -287,7 +305,7 @@ impl Proof<'_> {
         if !out.success() {
             return (false, format!("re-trigger exited {}: {}", out.exit_code, out.stderr.trim()));
         }
-        let spec = match self.publish_of(argv) {
+        let spec = match self.publish_of(argv).await {
             Ok(s) => s,
             Err(e) => return (false, e),
         };

@@ -96,6 +96,7 @@ impl LiveHost {
             }
             d.proxies.sort_by_key(|p| p.pid);
         }
+        ev.compose_files = compose_files(&ev);
         let root_dir = ev.docker.as_ref().and_then(|d| d.docker_root_dir.clone());
         ev.daemons = Some(daemons::collect(
             &o.proc_root,
@@ -110,4 +111,29 @@ impl LiveHost {
         }
         ev
     }
+}
+
+/// Compose files bigger than this are not read: no hand-written compose file comes near it.
+const COMPOSE_FILE_MAX: u64 = 1 << 20;
+
+/// The compose files of the containers that ask for the queried port, as their labels name them.
+/// A file that cannot be read is left out (its verdict then names no line).
+fn compose_files(ev: &Evidence) -> Vec<crate::evidence::ComposeFile> {
+    let q = &ev.query;
+    let mut out: Vec<crate::evidence::ComposeFile> = Vec::new();
+    let asking = ev.containers().iter().filter(|c| {
+        c.requested.iter().chain(c.actual.iter()).any(|b| b.host_port == q.port && b.proto == q.proto)
+    });
+    for c in asking {
+        for path in crate::remedy::ComposeCli::from_labels(&c.labels).files {
+            if out.iter().any(|f| f.path == path) {
+                continue;
+            }
+            let small = std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() <= COMPOSE_FILE_MAX);
+            if let Some(text) = small.then(|| std::fs::read_to_string(&path).ok()).flatten() {
+                out.push(crate::evidence::ComposeFile { path, text });
+            }
+        }
+    }
+    out
 }

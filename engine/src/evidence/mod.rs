@@ -53,9 +53,20 @@ pub struct Evidence {
     /// portwhy before it was collected).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daemons: Option<Daemons>,
+    /// The compose files named by the labels of the containers that ask for the queried port,
+    /// as read when collected: a verdict names the file and line, and a fix edits that line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compose_files: Vec<ComposeFile>,
     /// Sources that could not be read, with the reason; the verdict names them.
     #[serde(default)]
     pub unavailable: Vec<Unavailable>,
+}
+
+/// One compose file, by the path compose recorded in `com.docker.compose.project.config_files`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComposeFile {
+    pub path: String,
+    pub text: String,
 }
 
 /// The portwhy that collected a bundle.
@@ -98,6 +109,15 @@ impl Evidence {
 
     pub fn containers(&self) -> &[Container] {
         self.docker.as_ref().map(|d| d.containers.as_slice()).unwrap_or(&[])
+    }
+
+    /// A container's compose files in merge order, when every one of them was read.
+    pub fn compose_files_of(&self, c: &Container) -> Option<Vec<&ComposeFile>> {
+        let paths = crate::remedy::ComposeCli::from_labels(&c.labels).files;
+        if paths.is_empty() {
+            return None;
+        }
+        paths.iter().map(|p| self.compose_files.iter().find(|f| &f.path == p)).collect()
     }
 
     pub fn nat_rules(&self) -> impl Iterator<Item = &NatRule> {

@@ -1,5 +1,6 @@
 //! PW002 container-holds: another container publishes the port (running, restarting, or host network).
 
+use super::compose_lines::{self, PortLine};
 use super::{describe_listener, describe_process, Context, Rule, RuleDoc};
 use crate::cause::CauseCode;
 use crate::diagnosis::{Confidence, EvidenceItem, Finding};
@@ -14,7 +15,9 @@ pub static DOC: RuleDoc = RuleDoc {
     title: "Another container holds the port",
     what_it_detects: "A running, paused or restarting container whose published ports overlap the \
         publish, or a `--network host` container whose process listens on the port. Names the \
-        container and its compose project and service when labelled.",
+        container and its compose project and service when labelled, and the lines of the compose \
+        files that ask for the port. Also the container that asks for the same host port twice \
+        (an override's `ports` appended to the base file's): its own first mapping holds it.",
     why_it_happens: "The engine keeps its own table of allocated host ports: a second container asking \
         for the same host address and port is refused before any bind (`port is already allocated`). \
         A crash-looping container (`--restart=always`) keeps its allocation between restarts. A \
@@ -36,6 +39,9 @@ impl Rule for ContainerHolds {
         let failed = cx.failed_container().map(|c| c.id.clone());
         let mut findings = Vec::new();
         let mut named = Vec::new();
+        if let Some(f) = twice(cx) {
+            findings.push(f);
+        }
         for (c, b) in cx.containers_binding() {
             if !c.state.holds_ports() || Some(&c.id) == failed.as_ref() || named.contains(&c.id) {
                 continue;
@@ -80,12 +86,11 @@ impl Rule for ContainerHolds {
                 }
             }
             evidence.extend(cx.error_evidence());
-            findings.push(finding(
-                cx,
-                c,
-                evidence,
-                format!("container {} holds {host}:{}/{}", c.display(), b.host_port, b.proto),
-            ));
+            let summary = format!("container {} holds {host}:{}/{}", c.display(), b.host_port, b.proto);
+            findings.push(match cx.failed_container().filter(|f| same_project(c, f)) {
+                Some(f) => same_project_finding(cx, c, f, evidence, summary),
+                None => finding(cx, c, evidence, summary),
+            });
         }
         // Host-network containers: their process owns the socket directly.
         for l in cx.blocking_listeners() {
@@ -160,6 +165,139 @@ impl Rule for ContainerHolds {
         }
         findings
     }
+}
+
+/// The failing container's mappings of the queried port, one per container port: the same
+/// container port on 0.0.0.0 and on :: is one ask (the engine binds both families for it).
+fn own_asks<'a>(cx: &'a Context<'a>, f: &Container) -> Vec<&'a crate::evidence::PortBinding> {
+    let mut out: Vec<&crate::evidence::PortBinding> = Vec::new();
+    for (_, b) in cx.containers_binding().filter(|(c, _)| c.id == f.id) {
+        if !out.iter().any(|o| o.container_port == b.container_port && o.proto == b.proto) {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// Whether the failing container asks for the queried port more than once.
+pub(super) fn asks_twice(cx: &Context<'_>) -> bool {
+    cx.failed_container().is_some_and(|f| own_asks(cx, f).len() > 1)
+}
+
+fn same_project(holder: &Container, failed: &Container) -> bool {
+    holder.compose_project.is_some() && holder.compose_project == failed.compose_project
+}
+
+/// Where a compose container's service asks for the port, as evidence lines.
+fn line_evidence(lines: &[PortLine], service: &str) -> Vec<EvidenceItem> {
+    lines
+        .iter()
+        .map(|l| {
+            EvidenceItem::new(
+                "compose",
+                format!("{}:{}: service {service} asks `{}`", l.file, l.line, l.text.trim()),
+            )
+        })
+        .collect()
+}
+
+/// The holder is another service of the failing container's own project: stopping it does not
+/// last (the next `docker compose up` starts it again), so the fix is an edit of the file.
+fn same_project_finding(
+    cx: &Context<'_>,
+    c: &Container,
+    failed: &Container,
+    mut evidence: Vec<EvidenceItem>,
+    summary: String,
+) -> Finding {
+    let q = cx.query();
+    let project = c.compose_project.as_deref().unwrap_or_default();
+    let holder = c.compose_service.as_deref().unwrap_or(&c.name);
+    let asker = failed.compose_service.as_deref().unwrap_or(&failed.name);
+    let holder_lines = compose_lines::port_lines(cx.evidence, c, q).unwrap_or_default();
+    evidence.extend(line_evidence(&holder_lines, holder));
+    evidence
+        .extend(line_evidence(&compose_lines::port_lines(cx.evidence, failed, q).unwrap_or_default(), asker));
+    let mut remedies = Vec::new();
+    if let Some(edit) = holder_lines.last().and_then(|l| compose_lines::move_to_ephemeral(l, q)) {
+        remedies.push(Remedy::fix(
+            Risk::Disruptive,
+            edit,
+            format!(
+                "then `docker compose up -d`: {holder} is recreated on a host port the engine picks                  (`docker compose port {holder} <container-port>` prints it), so its clients must change;                  {asker} gets {}",
+                q.port
+            ),
+        ));
+    }
+    remedies.push(remedy::other_port(q));
+    let confidence = match cx.error_stage() {
+        None | Some(Stage::Allocated) | Some(Stage::HostBind) => Confidence::High,
+        _ => Confidence::Medium,
+    };
+    Finding::new(
+        DOC.code,
+        format!("{summary}: services {holder} and {asker} of compose project {project} both publish it"),
+        evidence,
+        confidence,
+        remedies,
+    )
+}
+
+/// The failing container asks for the queried host port more than once (compose appended an
+/// override's entry to the base file's list): its own first mapping holds the port the second
+/// asks for, and nothing else does.
+fn twice(cx: &Context<'_>) -> Option<Finding> {
+    let q = cx.query();
+    let f = cx.failed_container()?;
+    let asks = own_asks(cx, f);
+    if asks.len() < 2 {
+        return None;
+    }
+    let targets: Vec<String> = asks.iter().map(|b| format!("{}/{}", b.container_port, b.proto)).collect();
+    let mut evidence = vec![EvidenceItem::new(
+        "docker",
+        format!(
+            "container {} ({}) is {} and asks for host port {} {} times, for container ports {}",
+            f.display(),
+            f.short_id(),
+            f.state.as_str(),
+            q.port,
+            asks.len(),
+            targets.join(" and ")
+        ),
+    )];
+    let lines = compose_lines::port_lines(cx.evidence, f, q).unwrap_or_default();
+    evidence.extend(line_evidence(&lines, f.compose_service.as_deref().unwrap_or(&f.name)));
+    evidence.extend(cx.error_evidence());
+    let mut remedies = Vec::new();
+    // An override file's entry appended to the base file's: the override meant to replace it.
+    let appended = lines.last().filter(|last| lines.first().is_some_and(|first| first.file != last.file));
+    let cli = remedy::ComposeCli::from_labels(&f.labels);
+    if let Some(edit) = appended.and_then(|l| compose_lines::override_ports(cx.evidence, l, &cli)) {
+        remedies.push(Remedy::fix(
+            Risk::Safe,
+            edit,
+            "then `docker compose up -d`: the override's `ports` replaces the base file's list instead of              adding to it (Compose 2.24.4 or later), so the service asks for the port once",
+        ));
+    }
+    remedies.push(remedy::other_port(q));
+    let who = match (&f.compose_project, &f.compose_service) {
+        (Some(p), Some(s)) => format!("service {s} of compose project {p}"),
+        _ => format!("container {}", f.name),
+    };
+    Some(Finding::new(
+        DOC.code,
+        format!(
+            "{who} asks for {}:{}/{} twice ({}): its own first mapping holds the port",
+            asks[0].host_ip.map_or("0.0.0.0 and ::".to_owned(), |ip| ip.to_string()),
+            q.port,
+            q.proto,
+            targets.join(", ")
+        ),
+        evidence,
+        Confidence::High,
+        remedies,
+    ))
 }
 
 fn finding(cx: &Context<'_>, c: &Container, evidence: Vec<EvidenceItem>, summary: String) -> Finding {

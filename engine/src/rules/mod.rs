@@ -39,6 +39,7 @@ pub trait Rule: Sync {
 
 mod address_unavailable;
 mod chains_missing;
+mod compose_lines;
 mod container_holds;
 mod hairpin;
 mod host_process;

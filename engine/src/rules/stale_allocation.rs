@@ -47,7 +47,9 @@ impl Rule for StaleAllocation {
         let failed = cx.failed_container().map(|c| c.id.as_str());
         let publishers: Vec<_> =
             cx.containers_binding().filter(|(c, _)| Some(c.id.as_str()) != failed).map(|(c, _)| c).collect();
-        if publishers.iter().any(|c| c.state.holds_ports()) {
+        // The failed container asking for the port twice is refused by its own first mapping:
+        // nothing is stale (container-holds names it).
+        if publishers.iter().any(|c| c.state.holds_ports()) || super::container_holds::asks_twice(cx) {
             return Vec::new();
         }
         // docker-proxies a daemon restart left behind (live-restore keeps them, the new daemon
