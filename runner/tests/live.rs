@@ -52,6 +52,10 @@ async fn live_matrix_passes_and_matches_snapshots() {
     let reporters: Vec<Box<dyn portwhy_lab::report::Reporter>> =
         vec![Box::new(portwhy_lab::report::terminal::TerminalReporter::new(false))];
     let (results, _) = run::run(docker, plans, cfg, reporters).await.unwrap_or_else(|e| panic!("{e}"));
+    // The whole report stays behind, so a failed run can be read (and its results.json recorded).
+    let report_dir = root.join("target/live-report");
+    portwhy_lab::report::write_folder(&report_dir, &results).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("live matrix report: {}", report_dir.display());
     let failed: Vec<String> = results
         .cells
         .iter()
