@@ -325,11 +325,7 @@ impl ComposeCli {
     /// From a container's labels.
     pub fn from_labels(labels: &std::collections::BTreeMap<String, String>) -> Self {
         let v1 = labels.get("com.docker.compose.version").is_some_and(|v| v.starts_with("1."));
-        let files = labels
-            .get("com.docker.compose.project.config_files")
-            .map(|f| f.split(',').filter(|f| !f.is_empty()).map(str::to_owned).collect())
-            .unwrap_or_default();
-        ComposeCli { v1, files }
+        ComposeCli { v1, files: crate::evidence::compose_config_files(labels) }
     }
 
     fn argv(&self, project: &str, tail: &[&str]) -> Vec<String> {

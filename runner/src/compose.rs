@@ -3,17 +3,50 @@
 //! service gets, and the publish the cell probes, read from the merged files (the same merge
 //! `portwhy lint` does), never from text compose printed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use portwhy::lint::{service_publishes, ComposeSource, LintOptions, ServicePublish};
 use portwhy_harness::image::Compose;
 use portwhy_harness::Environment;
 
+use serde::{Deserialize, Serialize};
+
 use crate::publish::PublishSpec;
-use crate::scenario::ComposeTrigger;
 
 /// Where a scenario's compose folder lands inside the environment.
 pub const IN_ENV: &str = "/opt/portwhy/compose";
+
+/// A compose project as the trigger: files stored in `scenarios/<name>/`, merged in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeTrigger {
+    /// `-p`: the project name (container names derive from it).
+    pub project: String,
+    /// `-f` in order, relative to `scenarios/<name>/`.
+    pub files: Vec<String>,
+    /// The service whose publish the cell checks, probes and proves remedies for.
+    pub service: String,
+    /// Appended after `up -d` (`--force-recreate`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Compose runs before the trigger, each `up -d` with these files (in the same folder) and the
+    /// same project: what was deployed before the file changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<ComposeBefore>,
+    /// `scenarios/<name>/`, set by the loader.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+/// An earlier `up -d` of the same project.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeBefore {
+    pub files: Vec<String>,
+    /// Another project's name (default: the trigger's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+}
 
 /// The trigger resolved for one environment.
 #[derive(Debug, Clone)]

@@ -16,6 +16,8 @@ use portwhy::remedy::{Action, ActionKind};
 use portwhy::version::EngineVersion;
 use serde::{Deserialize, Serialize};
 
+pub use crate::compose::{ComposeBefore, ComposeTrigger};
+
 /// A harness fault, typed as the harness declares it (`kind` picks the fault, the other keys are
 /// its fields): a misspelt kind or field is a load error at its line.
 pub use portwhy_harness::Fault;
@@ -212,38 +214,6 @@ pub struct Trigger {
     /// `docker compose -p PROJECT -f FILE... up -d ARGS` instead of `docker run`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compose: Option<ComposeTrigger>,
-}
-
-/// A compose project as the trigger: files stored in `scenarios/<name>/`, merged in order.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ComposeTrigger {
-    /// `-p`: the project name (container names derive from it).
-    pub project: String,
-    /// `-f` in order, relative to `scenarios/<name>/`.
-    pub files: Vec<String>,
-    /// The service whose publish the cell checks, probes and proves remedies for.
-    pub service: String,
-    /// Appended after `up -d` (`--force-recreate`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<String>,
-    /// Compose runs before the trigger, each `up -d` with these files (in the same folder) and the
-    /// same project: what was deployed before the file changed.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub before: Vec<ComposeBefore>,
-    /// `scenarios/<name>/`, set by the loader.
-    #[serde(skip)]
-    pub dir: PathBuf,
-}
-
-/// An earlier `up -d` of the same project.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ComposeBefore {
-    pub files: Vec<String>,
-    /// Another project's name (default: the trigger's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub project: Option<String>,
 }
 
 /// A step the runner takes between the faults and the trigger.

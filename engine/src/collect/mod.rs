@@ -125,7 +125,7 @@ fn compose_files(ev: &Evidence) -> Vec<crate::evidence::ComposeFile> {
         c.requested.iter().chain(c.actual.iter()).any(|b| b.host_port == q.port && b.proto == q.proto)
     });
     for c in asking {
-        for path in crate::remedy::ComposeCli::from_labels(&c.labels).files {
+        for path in c.compose_config_files() {
             if out.iter().any(|f| f.path == path) {
                 continue;
             }

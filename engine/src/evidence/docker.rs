@@ -129,6 +129,21 @@ pub struct Container {
     pub labels: BTreeMap<String, String>,
 }
 
+impl Container {
+    /// The compose files that made it, in merge order, from `com.docker.compose.project.config_files`.
+    pub fn compose_config_files(&self) -> Vec<String> {
+        compose_config_files(&self.labels)
+    }
+}
+
+/// The `com.docker.compose.project.config_files` label split into paths (comma-separated).
+pub fn compose_config_files(labels: &BTreeMap<String, String>) -> Vec<String> {
+    labels
+        .get("com.docker.compose.project.config_files")
+        .map(|f| f.split(',').filter(|f| !f.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
 /// One published port mapping: host side and container side.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortBinding {

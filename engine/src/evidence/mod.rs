@@ -113,7 +113,7 @@ impl Evidence {
 
     /// A container's compose files in merge order, when every one of them was read.
     pub fn compose_files_of(&self, c: &Container) -> Option<Vec<&ComposeFile>> {
-        let paths = crate::remedy::ComposeCli::from_labels(&c.labels).files;
+        let paths = c.compose_config_files();
         if paths.is_empty() {
             return None;
         }

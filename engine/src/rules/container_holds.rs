@@ -167,23 +167,6 @@ impl Rule for ContainerHolds {
     }
 }
 
-/// The failing container's mappings of the queried port, one per container port: the same
-/// container port on 0.0.0.0 and on :: is one ask (the engine binds both families for it).
-fn own_asks<'a>(cx: &'a Context<'a>, f: &Container) -> Vec<&'a crate::evidence::PortBinding> {
-    let mut out: Vec<&crate::evidence::PortBinding> = Vec::new();
-    for (_, b) in cx.containers_binding().filter(|(c, _)| c.id == f.id) {
-        if !out.iter().any(|o| o.container_port == b.container_port && o.proto == b.proto) {
-            out.push(b);
-        }
-    }
-    out
-}
-
-/// Whether the failing container asks for the queried port more than once.
-pub(super) fn asks_twice(cx: &Context<'_>) -> bool {
-    cx.failed_container().is_some_and(|f| own_asks(cx, f).len() > 1)
-}
-
 fn same_project(holder: &Container, failed: &Container) -> bool {
     holder.compose_project.is_some() && holder.compose_project == failed.compose_project
 }
@@ -249,7 +232,7 @@ fn same_project_finding(
 fn twice(cx: &Context<'_>) -> Option<Finding> {
     let q = cx.query();
     let f = cx.failed_container()?;
-    let asks = own_asks(cx, f);
+    let asks = cx.own_asks(f);
     if asks.len() < 2 {
         return None;
     }

@@ -204,6 +204,23 @@ impl Context<'_> {
         self.evidence.containers().iter().find(|c| c.name == name || c.id.starts_with(name))
     }
 
+    /// The failing container's mappings of the queried port, one per container port: the same
+    /// container port on 0.0.0.0 and on :: is one ask (the engine binds both families for it).
+    pub fn own_asks(&self, f: &Container) -> Vec<&crate::evidence::PortBinding> {
+        let mut out: Vec<&crate::evidence::PortBinding> = Vec::new();
+        for (_, b) in self.containers_binding().filter(|(c, _)| c.id == f.id) {
+            if !out.iter().any(|o| o.container_port == b.container_port && o.proto == b.proto) {
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    /// Whether the failing container asks for the queried port more than once.
+    pub fn failed_asks_twice(&self) -> bool {
+        self.failed_container().is_some_and(|f| self.own_asks(f).len() > 1)
+    }
+
     /// Whether a running container owns this address (a DNAT target, a proxy's container-ip).
     pub fn running_container_at(&self, addr: IpAddr) -> Option<&Container> {
         self.evidence

@@ -49,7 +49,7 @@ impl Rule for StaleAllocation {
             cx.containers_binding().filter(|(c, _)| Some(c.id.as_str()) != failed).map(|(c, _)| c).collect();
         // The failed container asking for the port twice is refused by its own first mapping:
         // nothing is stale (container-holds names it).
-        if publishers.iter().any(|c| c.state.holds_ports()) || super::container_holds::asks_twice(cx) {
+        if publishers.iter().any(|c| c.state.holds_ports()) || cx.failed_asks_twice() {
             return Vec::new();
         }
         // docker-proxies a daemon restart left behind (live-restore keeps them, the new daemon
