@@ -636,9 +636,45 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// 1-based line of the first line that starts with `needle` (a key or a table header).
-fn line_of(text: &str, needle: &str) -> usize {
-    text.lines().position(|l| l.trim_start().starts_with(needle)).map_or(1, |i| i + 1)
+/// 1-based line of the key at `path` (e.g. `["expect", "engine", "29", "cause"]`), from the TOML
+/// parser's spans; when the key is absent, the line of the deepest table on the path that exists
+/// (a missing key is reported where it belongs), and line 1 when not even that exists.
+fn line_at(text: &str, path: &[&str]) -> usize {
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else { return 1 };
+    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+    let mut array: Option<&toml_edit::ArrayOfTables> = None;
+    let mut line = 1;
+    for seg in path {
+        // A number picks one table of an array of tables (`[[expect.claims]]`).
+        if let (Ok(i), Some(list)) = (seg.parse::<usize>(), array.take()) {
+            let Some(t) = list.get(i) else { break };
+            if let Some(span) = t.span() {
+                line = line_col(text, span.start).0;
+            }
+            table = t;
+            continue;
+        }
+        let Some((key, item)) = table.get_key_value(seg) else { break };
+        if let Some(span) = key.span().or_else(|| item.span()) {
+            line = line_col(text, span.start).0;
+        }
+        if let Some(list) = item.as_array_of_tables() {
+            array = Some(list);
+            continue;
+        }
+        match item.as_table_like() {
+            Some(t) => table = t,
+            None => break,
+        }
+    }
+    line
+}
+
+/// `table` (a path of keys) with `field` appended.
+fn at<'a>(table: &[&'a str], field: &'a str) -> Vec<&'a str> {
+    let mut p = table.to_vec();
+    p.push(field);
+    p
 }
 
 /// A hint for the most common mistakes, from toml's message.
@@ -660,15 +696,15 @@ fn fix_for(message: &str) -> String {
 }
 
 fn validate(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> {
-    let invalid = |needle: &str, message: String, fix: &str| ScenarioError::Invalid {
+    let invalid = |key: &[&str], message: String, fix: &str| ScenarioError::Invalid {
         path: path.to_owned(),
-        line: line_of(text, needle),
+        line: line_at(text, key),
         message,
         fix: fix.to_owned(),
     };
     if s.schema_version != SCHEMA_VERSION {
         return Err(invalid(
-            "schema_version",
+            &["schema_version"],
             format!(
                 "schema_version {} is not supported (this portwhy-lab reads {SCHEMA_VERSION})",
                 s.schema_version
@@ -679,14 +715,14 @@ fn validate(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> 
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     if s.name != stem {
         return Err(invalid(
-            "name",
+            &["name"],
             format!("name `{}` differs from the file name `{stem}.toml`", s.name),
             "rename the file or the `name` so they match",
         ));
     }
     if s.seed_claim.claim.trim().len() < 20 {
         return Err(invalid(
-            "claim",
+            &["seed_claim", "claim"],
             "the seed claim is empty or too short to say what is being tested".into(),
             "restate the claim in one sentence of your own words",
         ));
@@ -694,67 +730,87 @@ fn validate(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> 
     if let Some(c) = &s.trigger.compose {
         if !s.trigger.run.is_empty() {
             return Err(invalid(
-                "run",
+                &["trigger", "run"],
                 "the trigger has both `run` and `compose`".into(),
                 "keep one: `run` for docker run, `compose` for a compose project",
             ));
         }
         return crate::compose::validate(c)
-            .map_err(|(message, fix)| invalid("compose", message, &fix))
+            .map_err(|(message, fix)| invalid(&["trigger", "compose"], message, &fix))
             .and_then(|()| validate_rest(path, text, s));
     }
     let run = &s.trigger.run;
     if run.len() < 3 || run[0] != "docker" || run[1] != "run" {
         return Err(invalid(
-            "run",
+            &["trigger", "run"],
             "the trigger must be a `docker run ...` argv".into(),
             "write run = [\"docker\", \"run\", \"-d\", \"--name\", \"web\", \"-p\", \"8080:80\", \"busybox\", ...]",
         ));
     }
     if s.trigger.container_name().is_none() {
         return Err(invalid(
-            "run",
+            &["trigger", "run"],
             "the trigger does not name its container".into(),
             "add \"--name\", \"<name>\" so the runner can remove it before re-triggering",
         ));
     }
     if !run.iter().any(|a| a == "-d" || a == "--detach") {
-        return Err(invalid("run", "the trigger does not detach".into(), "add \"-d\" after \"run\""));
+        return Err(invalid(
+            &["trigger", "run"],
+            "the trigger does not detach".into(),
+            "add \"-d\" after \"run\"",
+        ));
     }
     if s.trigger.publishes().is_empty() {
-        return Err(invalid("run", "the trigger publishes no port".into(), "add \"-p\", \"HOST:CONTAINER\""));
+        return Err(invalid(
+            &["trigger", "run"],
+            "the trigger publishes no port".into(),
+            "add \"-p\", \"HOST:CONTAINER\"",
+        ));
     }
     validate_rest(path, text, s)
 }
 
 /// What every trigger kind shares: claims, overrides, expectations.
 fn validate_rest(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> {
-    let invalid = |needle: &str, message: String, fix: &str| ScenarioError::Invalid {
+    let invalid = |key: &[&str], message: String, fix: &str| ScenarioError::Invalid {
         path: path.to_owned(),
-        line: line_of(text, needle),
+        line: line_at(text, key),
         message,
         fix: fix.to_owned(),
     };
-    let overrides = s.expect.engine.values().chain(s.expect.backend.values());
-    let claims = s.expect.claims.iter().chain(overrides.filter_map(|o| o.claims.as_ref()).flatten());
-    for c in claims {
-        for e in &c.effects {
-            // getent takes one argument; a name with spaces or a leading '-' would be read otherwise.
-            let ok = !e.lookup.is_empty()
-                && !e.lookup.starts_with('-')
-                && e.lookup.chars().all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch));
-            if !ok {
-                return Err(invalid(
-                    "effects",
-                    format!("a claim's effect looks up {:?}, which is not a host name", e.lookup),
-                    "name a host name: letters, digits, '.', '_' and '-', not starting with '-'",
-                ));
+    // Each list of claims with the path of its table, so a bad effect is reported on its line.
+    let mut lists: Vec<(Vec<String>, &[RemedyClaim])> = vec![(vec!["expect".into()], &s.expect.claims)];
+    for (k, o) in &s.expect.engine {
+        lists.extend(o.claims.as_deref().map(|c| (vec!["expect".into(), "engine".into(), k.clone()], c)));
+    }
+    for (b, o) in &s.expect.backend {
+        lists
+            .extend(o.claims.as_deref().map(|c| (vec!["expect".into(), "backend".into(), b.to_string()], c)));
+    }
+    for (table, claims) in lists {
+        for (i, c) in claims.iter().enumerate() {
+            for e in &c.effects {
+                // getent takes one argument; a name with spaces or a leading '-' would be read otherwise.
+                let ok = !e.lookup.is_empty()
+                    && !e.lookup.starts_with('-')
+                    && e.lookup.chars().all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch));
+                if !ok {
+                    let index = i.to_string();
+                    let mut key: Vec<&str> = table.iter().map(String::as_str).collect();
+                    key.extend(["claims", index.as_str(), "effects"]);
+                    return Err(invalid(
+                        &key,
+                        format!("a claim's effect looks up {:?}, which is not a host name", e.lookup),
+                        "name a host name: letters, digits, '.', '_' and '-', not starting with '-'",
+                    ));
+                }
             }
         }
     }
     if s.environment.backends.is_empty() {
         return Err(invalid(
-            "backends",
+            &["environment", "backends"],
             "no backend to run on".into(),
             "list legacy, nft, nftables or several",
         ));
@@ -770,10 +826,18 @@ fn validate_rest(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioEr
             ("", None) => "[expect]".to_owned(),
             (k, None) => format!("[expect.engine.\"{k}\"]"),
         };
+        let backend_key = backend.map(|b| b.to_string());
+        let table: Vec<&str> = match (key, &backend_key) {
+            (_, Some(b)) => vec!["expect", "backend", b.as_str()],
+            ("", None) => vec!["expect"],
+            (k, None) => vec!["expect", "engine", k],
+        };
         let e = s.expectation_for_cell(engine, backend).map_err(|m| {
-            let needle =
-                if key.is_empty() && backend.is_none() { "[expect]".to_owned() } else { label.clone() };
-            invalid(&needle, format!("{label}: {m}"), "pair `trigger = \"fails\"` with a `stage`")
+            invalid(
+                &at(&table, "stage"),
+                format!("{label}: {m}"),
+                "pair `trigger = \"fails\"` with a `stage`",
+            )
         })?;
         if e.trigger == ExpectedTrigger::Succeeds
             && !e.cause.is_note()
@@ -781,14 +845,14 @@ fn validate_rest(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioEr
             && !e.cause.silent()
         {
             return Err(invalid(
-                "cause",
+                &at(&table, "cause"),
                 format!("{label}: a trigger that succeeds cannot be blocked by {}", e.cause),
                 "expect a silent cause (PW005, PW008, PW010, PW011) or PW000, or `trigger = \"fails\"`",
             ));
         }
         if e.cause.silent() && e.traffic.is_empty() {
             return Err(invalid(
-                "cause",
+                &at(&table, "cause"),
                 format!("{label}: {} is silent: only traffic shows it", e.cause),
                 "add [[expect.traffic]] checks (from, answers)",
             ));
@@ -796,14 +860,14 @@ fn validate_rest(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioEr
         match (e.cause.is_note(), e.remedy) {
             (false, None) => {
                 return Err(invalid(
-                    "cause",
+                    &at(&table, "cause"),
                     format!("{label}: {} needs the remedy that must be proven", e.cause),
                     "add `remedy = \"<action kind>\"` (e.g. \"stop-process\", \"delete-nat-rule\"): the lowest-risk fix portwhy proposes for this cause",
                 ))
             }
             (true, Some(r)) => {
                 return Err(invalid(
-                    "remedy",
+                    &at(&table, "remedy"),
                     format!("{label}: {} is a note: there is no cause for `{r}` to remove", e.cause),
                     "remove `remedy`",
                 ))
@@ -812,14 +876,14 @@ fn validate_rest(path: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioEr
         }
         if e.traffic.iter().any(|t| t.client.is_some() && t.from != TrafficSource::OtherNetwork) {
             return Err(invalid(
-                "client",
+                &at(&table, "traffic"),
                 format!("{label}: `client` only applies to probes from other-network"),
                 "remove `client` or set `from = \"other-network\"`",
             ));
         }
         if e.traffic.iter().any(|t| t.from == TrafficSource::Loopback6) && !s.environment.ipv6 {
             return Err(invalid(
-                "from",
+                &at(&table, "traffic"),
                 format!("{label}: a probe from ::1 needs IPv6 in the environment"),
                 "set `ipv6 = true` under [environment]",
             ));
@@ -858,6 +922,17 @@ mod tests {
         let old = EngineKey { name: "bookworm", version: "20.10.24+dfsg1" };
         assert!(engine_matches("20.10.24", old));
         assert!(!engine_matches("20.1", old));
+    }
+
+    #[test]
+    fn line_at_names_the_key_of_the_table_it_is_about() {
+        let text = "name = \"x\"\n[expect]\ncause = \"PW001\"\n\n[expect.engine.\"29\"]\ncause = \"PW008\"\n\n[[expect.claims]]\nnote = \"a\"\n[[expect.claims]]\neffects = []\n";
+        assert_eq!(line_at(text, &["expect", "cause"]), 3);
+        assert_eq!(line_at(text, &["expect", "engine", "29", "cause"]), 6);
+        assert_eq!(line_at(text, &["expect", "claims", "1", "effects"]), 11);
+        // A missing key is reported at the deepest table that exists.
+        assert_eq!(line_at(text, &["expect", "engine", "29", "stage"]), 5);
+        assert_eq!(line_at("not = [toml", &["name"]), 1);
     }
 
     #[test]

@@ -68,7 +68,7 @@ const INVALID: &[(&str, usize, &str, &str)] = &[
     ("invalid-typo-field", 16, "unknown field `cuase`", "rename the key"),
     ("invalid-bad-port", 4, "`http` is not a port number", "fix the TOML"),
     ("invalid-name-mismatch", 2, "differs from the file name", "rename"),
-    ("invalid-override-stage", 19, "must not have a `stage`", "stage"),
+    ("invalid-override-stage", 21, "must not have a `stage`", "stage"),
     ("invalid-missing-remedy", 16, "PW001 needs the remedy that must be proven", "remedy = "),
     ("invalid-no-name", 11, "does not name its container", "--name"),
     ("invalid-silent-without-traffic", 15, "PW008 is silent", "[[expect.traffic]]"),
