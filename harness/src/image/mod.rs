@@ -270,19 +270,14 @@ pub async fn ensure_image(
 ) -> Result<EngineImage, HarnessError> {
     let hash = recipe_hash(spec)?;
     let tag = image_tag(spec, &hash);
-    let found = images_with_label(docker, &format!("{LABEL_RECIPE}={hash}")).await?;
-    if let Some(img) = found.first() {
-        if !img.repo_tags.iter().any(|t| t == &tag) {
-            // Found by label under another tag (e.g. renamed engine): give it the expected tag.
-            let (repo, t) = tag.split_once(':').unwrap_or((IMAGE_REPO, "latest"));
-            docker
-                .tag_image(&img.id, Some(TagImageOptionsBuilder::new().repo(repo).tag(t).build()))
-                .await
-                .map_err(HarnessError::docker("tag_image"))?;
-        }
-        progress(&format!("{}: image {tag} present (recipe {})", spec.name, &hash[..12]));
-        let compose = Compose::from_labels(&img.labels);
-        return Ok(EngineImage { tag, recipe_hash: hash, engine: spec.clone(), compose });
+    if let Some(image) = present(docker, spec, &hash, &tag, progress).await? {
+        return Ok(image);
+    }
+    // Test binaries and shards are separate processes that may want the same cold image at once;
+    // they share the scratch folder, so one builds while the others wait, then find it present.
+    let _lock = build_lock(spec, &hash, progress).await?;
+    if let Some(image) = present(docker, spec, &hash, &tag, progress).await? {
+        return Ok(image);
     }
     let started = Instant::now();
     match &spec.recipe {
@@ -300,6 +295,61 @@ pub async fn ensure_image(
     let built = images_with_label(docker, &format!("{LABEL_RECIPE}={hash}")).await?;
     let compose = built.first().and_then(|i| Compose::from_labels(&i.labels));
     Ok(EngineImage { tag, recipe_hash: hash, engine: spec.clone(), compose })
+}
+
+/// An exclusive lock on `<tmp>/portwhy-build-<engine>-<hash12>.lock`, held until dropped (the
+/// kernel releases it when the process ends, so a killed build leaves no stale lock).
+async fn build_lock(
+    spec: &EngineSpec,
+    hash: &str,
+    progress: &dyn Fn(&str),
+) -> Result<std::fs::File, HarnessError> {
+    let path = std::env::temp_dir().join(format!("portwhy-build-{}-{}.lock", spec.name, &hash[..12]));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(HarnessError::io(format!("opening {}", path.display())))?;
+    use rustix::fs::{flock, FlockOperation};
+    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok() {
+        return Ok(file);
+    }
+    progress(&format!("{}: another process is building this image; waiting for it", spec.name));
+    tokio::task::spawn_blocking(move || flock(&file, FlockOperation::LockExclusive).map(|()| file))
+        .await
+        .expect("the lock task does not panic")
+        .map_err(|e| HarnessError::io(format!("locking {}", path.display()))(e.into()))
+}
+
+/// The image built from this recipe, when the daemon has it (tagged as expected).
+async fn present(
+    docker: &Docker,
+    spec: &EngineSpec,
+    hash: &str,
+    tag: &str,
+    progress: &dyn Fn(&str),
+) -> Result<Option<EngineImage>, HarnessError> {
+    let found = images_with_label(docker, &format!("{LABEL_RECIPE}={hash}")).await?;
+    if let Some(img) = found.first() {
+        if !img.repo_tags.iter().any(|t| t == &tag) {
+            // Found by label under another tag (e.g. renamed engine): give it the expected tag.
+            let (repo, t) = tag.split_once(':').unwrap_or((IMAGE_REPO, "latest"));
+            docker
+                .tag_image(&img.id, Some(TagImageOptionsBuilder::new().repo(repo).tag(t).build()))
+                .await
+                .map_err(HarnessError::docker("tag_image"))?;
+        }
+        progress(&format!("{}: image {tag} present (recipe {})", spec.name, &hash[..12]));
+        let compose = Compose::from_labels(&img.labels);
+        return Ok(Some(EngineImage {
+            tag: tag.to_owned(),
+            recipe_hash: hash.to_owned(),
+            engine: spec.clone(),
+            compose,
+        }));
+    }
+    Ok(None)
 }
 
 async fn images_with_label(
