@@ -13,7 +13,8 @@ pub(crate) static DOC: LintRuleDoc = LintRuleDoc {
     what_it_detects: "A service with `scale` or `deploy.replicas` above 1 publishes a fixed host port, \
         or a host range smaller than the number of replicas.",
     why_it_happens: "Every replica asks for the same host port; the first gets it and the others fail \
-        with \"port is already allocated\".",
+        with \"port is already allocated\". With a range (one container port on any port of it), the \
+        replicas past its width fail with \"all ports are allocated\" (measured with Compose 2.26 and 2.40).",
     example: "services:\n  worker:\n    scale: 3\n    ports: [\"8080:80\"]",
     fix: "Publish a range at least as wide as the replica count with one container port \
         (\"8080-8082:80\"), or drop the host port.",
@@ -50,10 +51,13 @@ impl LintRule for ScaledFixedPort {
                 severity: Severity::Error,
                 message: format!(
                     "service `{}` runs {n} replicas and publishes `{}`: {what}, so only {} and the others \
-                     fail with \"port is already allocated\"",
+                     fail with \"{}\"",
                     g.service,
                     model.spec(&g),
-                    if capacity == 1 { "one starts".to_owned() } else { format!("{capacity} start") }
+                    if capacity == 1 { "one starts".to_owned() } else { format!("{capacity} start") },
+                    // The allocator's words when no port of the range is left (portallocator's
+                    // ErrAllPortsAllocated), as compose printed them for a range.
+                    if g.picks_one { "all ports are allocated" } else { "port is already allocated" }
                 ),
                 locations,
                 services: vec![g.service.clone()],
