@@ -332,7 +332,7 @@ async fn present(
 ) -> Result<Option<EngineImage>, HarnessError> {
     let found = images_with_label(docker, &format!("{LABEL_RECIPE}={hash}")).await?;
     if let Some(img) = found.first() {
-        if !img.repo_tags.iter().any(|t| t == &tag) {
+        if !img.repo_tags.iter().any(|t| t == tag) {
             // Found by label under another tag (e.g. renamed engine): give it the expected tag.
             let (repo, t) = tag.split_once(':').unwrap_or((IMAGE_REPO, "latest"));
             docker
