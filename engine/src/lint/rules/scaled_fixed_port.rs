@@ -14,7 +14,7 @@ pub(crate) static DOC: LintRuleDoc = LintRuleDoc {
         or a host range smaller than the number of replicas.",
     why_it_happens: "Every replica asks for the same host port; the first gets it and the others fail \
         with \"port is already allocated\". With a range (one container port on any port of it), the \
-        replicas past its width fail with \"all ports are allocated\" (measured with Compose 2.26 and 2.40).",
+        replicas past its width fail with \"all ports are allocated\" (measured with Compose 2.26.1 and 2.40.3 on Engine 26.1, 28.5 and 29.7).",
     example: "services:\n  worker:\n    scale: 3\n    ports: [\"8080:80\"]",
     fix: "Publish a range at least as wide as the replica count with one container port \
         (\"8080-8082:80\"), or drop the host port.",
