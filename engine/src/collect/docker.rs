@@ -350,7 +350,8 @@ fn bindings(map: Option<&PortMap>) -> Vec<PortBinding> {
             out.push(PortBinding { host_ip, host_port, container_port, proto });
         }
     }
-    out.sort_by_key(|b| (b.host_port, b.proto, b.host_ip));
+    // PortMap is a map: without the container port in the key, ties keep its random order.
+    out.sort_by_key(|b| (b.host_port, b.proto, b.host_ip, b.container_port));
     out
 }
 

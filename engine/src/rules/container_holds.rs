@@ -271,10 +271,11 @@ fn twice(cx: &Context<'_>) -> Option<Finding> {
     Some(Finding::new(
         DOC.code,
         format!(
-            "{who} asks for {}:{}/{} twice ({}): its own first mapping holds the port",
-            asks[0].host_ip.map_or("0.0.0.0 and ::".to_owned(), |ip| ip.to_string()),
-            q.port,
-            q.proto,
+            "{who} asks for {} twice ({}): its own first mapping holds the port",
+            match asks[0].host_ip {
+                Some(ip) => format!("{}/{}", std::net::SocketAddr::new(ip, q.port), q.proto),
+                None => format!("{}/{} on 0.0.0.0 and ::", q.port, q.proto),
+            },
             targets.join(", ")
         ),
         evidence,

@@ -213,6 +213,9 @@ impl Context<'_> {
                 out.push(b);
             }
         }
+        // In container-port order whatever order the bundle lists them in (older recordings
+        // kept the engine's map order).
+        out.sort_by_key(|b| (b.container_port, b.proto));
         out
     }
 
