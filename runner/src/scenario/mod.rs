@@ -17,8 +17,10 @@ use portwhy::version::EngineVersion;
 use serde::{Deserialize, Serialize};
 
 pub use crate::compose::{ComposeBefore, ComposeTrigger};
-pub use load::{load, load_dir, parse, select, ScenarioError};
+pub use error::ScenarioError;
+pub use load::{load, load_dir, parse, select};
 
+mod error;
 mod load;
 mod validate;
 

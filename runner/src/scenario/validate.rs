@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::load::line_at;
+use super::error::{line_at, ScenarioError};
 use super::*;
 
 /// `table` (a path of keys) with `field` appended.
