@@ -5,19 +5,10 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::step::{argv, docker_argv, printf_escape, run};
-use super::*;
+use super::step::{argv, backend_tool, docker_argv, printf_escape, run, BindAddress, ForeignOs, Step};
+
 use crate::evidence::{Backend, Family};
 use crate::port::{PortQuery, Proto};
-
-/// Where a publish should bind: an address, or the host's own address (filled in where it runs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind", content = "ip")]
-pub enum BindAddress {
-    Ip(IpAddr),
-    /// The host's LAN address, which the rule could not see (written `<host-ip>`).
-    HostIp,
-}
 
 /// Which nftables rule or iptables rule to delete.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,16 +126,6 @@ pub enum Action {
     ServiceStatus { unit: String },
     /// A command for another operating system's shell (Windows, macOS), shown as is.
     Foreign { os: ForeignOs, line: String },
-}
-
-/// The shell a `Foreign` action is typed into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ForeignOs {
-    /// An elevated Windows command prompt or PowerShell.
-    Windows,
-    /// A macOS terminal.
-    Macos,
 }
 
 impl ActionKind {

@@ -6,9 +6,27 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::*;
 use crate::evidence::{Backend, Family};
 use crate::port::{PortQuery, Proto};
+
+/// Where a publish should bind: an address, or the host's own address (filled in where it runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "ip")]
+pub enum BindAddress {
+    Ip(IpAddr),
+    /// The host's LAN address, which the rule could not see (written `<host-ip>`).
+    HostIp,
+}
+
+/// The shell a `Foreign` action is typed into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForeignOs {
+    /// An elevated Windows command prompt or PowerShell.
+    Windows,
+    /// A macOS terminal.
+    Macos,
+}
 
 /// One thing a machine does to carry out an action. Everything runs as root on the host that the
 /// diagnosis read; a step that needs a service manager names the service and its process, so a
