@@ -103,6 +103,24 @@ pub async fn probe_address(env: &Environment, addr: &str, proto: Proto, port: u1
     }
 }
 
+/// `probe_address` until the container answers, at most ~3 s, as `probe_until` does: the
+/// containers' servers are `nc -l` loops, so one connection (the readiness check's) leaves a gap
+/// until the next `nc` listens, longer on a loaded host.
+pub async fn probe_address_until(
+    env: &Environment,
+    addr: &str,
+    proto: Proto,
+    port: u16,
+) -> (Answerer, String) {
+    poll::until(
+        Duration::from_secs(3),
+        Duration::from_millis(100),
+        || probe_address(env, addr, proto, port),
+        |(got, _)| *got == Answerer::Container,
+    )
+    .await
+}
+
 /// Resolve `name` as the environment's programs do (`getent ahosts`: nsswitch, then the servers
 /// in /etc/resolv.conf); whether it resolved, and what getent printed or its exit code. getent
 /// waits for the resolver's own timeout when a server is down, so this takes up to ~10 s then.

@@ -324,7 +324,7 @@ impl Proof<'_> {
                 self.probe(TrafficSource::Outside, None, proto, port).await
             }
             Some(ip) => {
-                let (got, reply) = probe::probe_address(env, &ip.to_string(), proto, port).await;
+                let (got, reply) = probe::probe_address_until(env, &ip.to_string(), proto, port).await;
                 (got, reply, format!("this host to {ip}"))
             }
         };
