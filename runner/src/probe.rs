@@ -112,13 +112,18 @@ pub async fn probe_address_until(
     proto: Proto,
     port: u16,
 ) -> (Answerer, String) {
-    poll::until(
-        Duration::from_secs(3),
-        Duration::from_millis(100),
-        || probe_address(env, addr, proto, port),
-        |(got, _)| *got == Answerer::Container,
-    )
-    .await
+    retry_until(Answerer::Container, || probe_address(env, addr, proto, port)).await
+}
+
+/// One probe retried every 100 ms for at most 3 s until the answer is `want`; the last answer.
+async fn retry_until<F, Fut>(want: Answerer, probe: F) -> (Answerer, String)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (Answerer, String)>,
+{
+    // Waits on the server listening, which no event tells from outside the container; a refused
+    // connect returns at once, so the interval alone sets how late the answer is seen.
+    poll::until(Duration::from_secs(3), Duration::from_millis(100), probe, |(got, _)| *got == want).await
 }
 
 /// Resolve `name` as the environment's programs do (`getent ahosts`: nsswitch, then the servers
@@ -145,15 +150,7 @@ pub async fn probe_until(
     port: u16,
     want: Answerer,
 ) -> (Answerer, String) {
-    // Waits on the server listening, which no event tells from outside the container; a refused
-    // connect returns at once, so the interval alone sets how late the answer is seen.
-    poll::until(
-        Duration::from_secs(3),
-        Duration::from_millis(100),
-        || probe(env, from, client, proto, port),
-        |(got, _)| *got == want,
-    )
-    .await
+    retry_until(want, || probe(env, from, client, proto, port)).await
 }
 
 /// Wait (at most ~5 s) until container `name` answers on its own address, so a probe that gets
